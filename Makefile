@@ -1,0 +1,37 @@
+# Two entry points, both working from nothing but Python 3.11: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip install --quiet --constraint constraints.txt
+
+.PHONY: demo test lint schema bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PIP) -e '.[dev]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/archspec validate examples/*.yaml
+	$(BIN)/archspec analyze examples/resnet18.yaml
+
+test: $(VENV)/.installed-dev
+	$(BIN)/ruff check archspec tests benchmarks
+	$(BIN)/ruff format --check archspec tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+schema: $(VENV)/.installed
+	$(BIN)/python -m archspec.schema schemas/archspec.schema.json
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/analyze_speed.py
+
+clean:
+	rm -rf $(VENV)

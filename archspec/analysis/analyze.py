@@ -1,0 +1,142 @@
+"""Walk the layer graph in order: shapes, counts and receptive field of every layer, no torch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from archspec.analysis.receptive_field import ReceptiveField, merge, misalignment
+from archspec.analysis.report import BYTES_PER_ELEMENT, LayerReport, Report, Totals
+from archspec.errors import Diagnostic, ExpressionError, ShapeError, SpecError, UsageError
+from archspec.expressions import resolve_value
+from archspec.graph import INPUT, Layer, validate_op
+from archspec.loader import Spec
+from archspec.ops.base import MAX_DIM, Op, Shape, numel
+
+#: A layer holding more than this share of all parameters earns a warning.
+DOMINANT_SHARE = 0.5
+
+
+def analyze(spec: Spec, input_shape: Sequence[int] | None = None) -> Report:
+    """Static analysis of `spec` at `input_shape` (C, H, W) or (F,), default the spec's input.
+
+    Raises SpecError naming every layer whose shapes do not fit, with its position in the spec.
+    """
+    shape = _check_input_shape(input_shape) if input_shape is not None else spec.graph.input_shape
+    walk = _Walk(spec, shape)
+    for layer in spec.graph.layers():
+        walk.visit(layer)
+    if walk.errors:
+        raise SpecError.collect(walk.errors)
+    return walk.report()
+
+
+def _check_input_shape(shape: Sequence[int]) -> Shape:
+    if not 1 <= len(shape) <= 3 or any(not 1 <= dim <= MAX_DIM for dim in shape):
+        raise UsageError(f"input shape must be 1 to 3 sizes from 1 to {MAX_DIM}, got {list(shape)}")
+    return tuple(shape)
+
+
+class _Walk:
+    def __init__(self, spec: Spec, input_shape: Shape) -> None:
+        self.spec = spec
+        self.input_shape = input_shape
+        self.shapes: dict[str, Shape] = {INPUT: input_shape}
+        spatial = len(input_shape) == 3
+        self.fields: dict[str, ReceptiveField | None] = {
+            INPUT: ReceptiveField.of_input() if spatial else None}
+        self.layers: list[LayerReport] = []
+        self.errors: list[Diagnostic] = []
+        self.warnings: list[Diagnostic] = []
+
+    def note(self, layer: Layer, message: str, severity: str = "warning") -> None:
+        position = self.spec.source.position(layer.source_path)
+        target = self.warnings if severity == "warning" else self.errors
+        target.append(Diagnostic(f"layer {layer.name!r}: {message}", position,
+                                 "warning" if severity == "warning" else "error"))
+
+    def visit(self, layer: Layer) -> None:
+        if any(name not in self.shapes for name in layer.inputs):
+            return  # an input failed already; its error is reported once, at its own layer
+        inputs = [self.shapes[name] for name in layer.inputs]
+        op = self._materialize(layer, inputs)
+        if op is None:
+            return
+        try:
+            output = op.output_shape(inputs)
+        except ShapeError as error:
+            self.note(layer, str(error.args[0]), "error")
+            return
+        if any(dim > MAX_DIM for dim in output):
+            self.note(layer, f"output shape {output} has a size above {MAX_DIM}", "error")
+            return
+        self.shapes[layer.name] = output
+        for message in op.warnings(inputs):
+            self.note(layer, message)
+        params = op.param_count(inputs)
+        self.layers.append(LayerReport(
+            name=layer.name,
+            op=op,
+            inputs=layer.inputs,
+            output_shape=output,
+            params=params,
+            trainable_params=0 if layer.frozen else params,
+            macs=op.macs(inputs, output),
+            flops=op.flops(inputs, output),
+            activation_bytes=numel(output) * BYTES_PER_ELEMENT,
+            receptive_field=self._receptive_field(layer, op, inputs),
+        ))
+
+    def _materialize(self, layer: Layer, inputs: list[Shape]) -> Op | None:
+        """The layer's op, evaluating fields that read in_channels now that it is known."""
+        if layer.op is not None:
+            return layer.op
+        late = {"in_channels": inputs[0][0]}
+        try:
+            fields = {key: resolve_value(value, late) for key, value in layer.fields.items()}
+        except ExpressionError as error:
+            self.note(layer, str(error.args[0]), "error")
+            return None
+        resolved = Layer(layer.name, layer.op_name, fields, layer.source_path)
+        try:
+            return validate_op(resolved, self.spec.source)
+        except SpecError as error:
+            self.errors.extend(error.diagnostics)
+            return None
+
+    def _receptive_field(self, layer: Layer, op: Op, inputs: list[Shape]) -> ReceptiveField | None:
+        incoming = [self.fields.get(name) for name in layer.inputs]
+        if any(field is None for field in incoming):
+            self.fields[layer.name] = None
+            return None
+        present = [field for field in incoming if field is not None]
+        if len(present) > 1:
+            problem = misalignment(present)
+            if problem:
+                self.note(layer, f"{problem}; the larger receptive field is reported")
+        spatial = (self.input_shape[1], self.input_shape[2])
+        field = merge(present).through(op.window(inputs), spatial)
+        self.fields[layer.name] = field
+        return field
+
+    def report(self) -> Report:
+        totals = Totals(
+            params=sum(layer.params for layer in self.layers),
+            trainable_params=sum(layer.trainable_params for layer in self.layers),
+            macs=sum(layer.macs for layer in self.layers),
+            flops=sum(layer.flops for layer in self.layers),
+            activation_bytes=sum(layer.activation_bytes for layer in self.layers),
+        )
+        self._structural_warnings(totals)
+        return Report(self.spec.name, self.input_shape, tuple(self.layers),
+                      self.spec.graph.outputs, totals, tuple(self.warnings))
+
+    def _structural_warnings(self, totals: Totals) -> None:
+        graph = self.spec.graph
+        for report in self.layers:
+            layer = graph.layer(report.name)
+            if totals.params and report.params > DOMINANT_SHARE * totals.params:
+                share = report.params / totals.params
+                self.note(layer, f"holds {share:.0%} of all parameters ({report.params:,} of "
+                          f"{totals.params:,}); a global pooling before the head would shrink it")
+            if graph.graph.out_degree(report.name) == 0 and report.name not in graph.outputs:
+                self.note(layer, "its output is never used (not read by a layer, not an output)")

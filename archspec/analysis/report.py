@@ -1,0 +1,123 @@
+"""The analysis report: records per layer and totals, and their JSON form."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from archspec.analysis.receptive_field import ReceptiveField
+from archspec.errors import Diagnostic
+from archspec.ops.base import Op, Shape
+
+BATCH = "N"
+#: Activations are counted as float32.
+BYTES_PER_ELEMENT = 4
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """Static figures of one layer; shapes exclude the batch, counts are per sample."""
+
+    name: str
+    op: Op
+    inputs: tuple[str, ...]
+    output_shape: Shape
+    params: int
+    trainable_params: int
+    macs: int
+    flops: int
+    activation_bytes: int
+    receptive_field: ReceptiveField | None
+
+    @property
+    def op_name(self) -> str:
+        return self.op.op
+
+    @property
+    def frozen(self) -> bool:
+        return self.trainable_params < self.params
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "op": self.op.op,
+            "inputs": list(self.inputs),
+            "output_shape": [BATCH, *self.output_shape],
+            "params": self.params,
+            "trainable_params": self.trainable_params,
+            "macs": self.macs,
+            "flops": self.flops,
+            "activation_bytes": self.activation_bytes,
+            "receptive_field": _field_json(self.receptive_field),
+            "config": self.op.model_dump(mode="json", exclude={"op"}),
+        }
+
+
+@dataclass(frozen=True)
+class Totals:
+    params: int
+    trainable_params: int
+    macs: int
+    flops: int
+    activation_bytes: int
+
+    @property
+    def frozen_params(self) -> int:
+        return self.params - self.trainable_params
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "params": self.params,
+            "trainable_params": self.trainable_params,
+            "frozen_params": self.frozen_params,
+            "macs": self.macs,
+            "flops": self.flops,
+            "activation_bytes": self.activation_bytes,
+        }
+
+
+@dataclass(frozen=True)
+class Report:
+    """Static analysis of a whole network at one input shape."""
+
+    name: str
+    input_shape: Shape
+    layers: tuple[LayerReport, ...]
+    outputs: tuple[str, ...]
+    totals: Totals
+    warnings: tuple[Diagnostic, ...]
+
+    def layer(self, name: str) -> LayerReport:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+    def output_shapes(self) -> dict[str, Shape]:
+        shapes = {layer.name: layer.output_shape for layer in self.layers}
+        return {name: shapes[name] for name in self.outputs}
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "input_shape": [BATCH, *self.input_shape],
+            "layers": [layer.to_json() for layer in self.layers],
+            "outputs": list(self.outputs),
+            "totals": self.totals.to_json(),
+            "warnings": [warning.to_json() for warning in self.warnings],
+        }
+
+
+def _field_json(field: ReceptiveField | None) -> dict[str, object] | None:
+    if field is None:
+        return None
+    return {
+        "size": list(field.size),
+        "stride": list(field.stride),
+        "offset": [_compact(value) for value in field.offset],
+        "global": field.is_global,
+        "aligned": field.aligned,
+    }
+
+
+def _compact(value: float) -> int | float:
+    return int(value) if value.is_integer() else value

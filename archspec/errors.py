@@ -1,0 +1,83 @@
+"""Errors and diagnostics, rendered compiler-style as `FILE:LINE:COL: error: message`."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Position:
+    """A 1-based line and column in a spec file."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One message about a spec, tied to the place in the file it is about."""
+
+    message: str
+    position: Position | None = None
+    severity: Severity = "error"
+
+    def __str__(self) -> str:
+        where = f"{self.position}: " if self.position else ""
+        return f"{where}{self.severity}: {self.message}"
+
+    def to_json(self) -> dict[str, object]:
+        where = self.position
+        return {
+            "severity": self.severity,
+            "message": self.message,
+            "file": where.file if where else None,
+            "line": where.line if where else None,
+            "column": where.column if where else None,
+        }
+
+
+class ArchspecError(Exception):
+    """Base of every error archspec reports to a user."""
+
+    def __init__(self, message: str, diagnostics: Sequence[Diagnostic] = ()) -> None:
+        super().__init__(message)
+        self.diagnostics: tuple[Diagnostic, ...] = tuple(diagnostics) or (Diagnostic(message),)
+
+    def __str__(self) -> str:
+        return "\n".join(str(d) for d in self.diagnostics)
+
+
+class SpecError(ArchspecError):
+    """The spec is not valid: syntax, schema, names, expressions or shapes."""
+
+    @classmethod
+    def collect(cls, diagnostics: Sequence[Diagnostic]) -> SpecError:
+        count = len(diagnostics)
+        return cls(f"{count} error{'s' if count != 1 else ''} in spec", diagnostics)
+
+
+class ShapeError(ArchspecError):
+    """An op cannot accept the shapes it is given; the analysis adds the layer's position."""
+
+
+class ExpressionError(ArchspecError):
+    """An expression in a spec cannot be evaluated."""
+
+
+class UsageError(ArchspecError):
+    """A command-line argument or API argument is wrong."""
+
+
+def suggest(name: str, candidates: Iterable[str]) -> str:
+    """Return ` (did you mean 'x'?)` for the closest candidate, or an empty string."""
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""

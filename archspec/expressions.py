@@ -1,0 +1,224 @@
+"""A small, safe evaluator for the arithmetic written in specs (`planes * 4`, `stride == 1`)."""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from archspec.errors import ExpressionError, suggest
+
+MAX_EXPRESSION_LENGTH = 500
+# Spec numbers are layer sizes; anything beyond this is a mistake or an attack on the evaluator.
+MAX_MAGNITUDE = 10**15
+MAX_EXPONENT = 64
+
+#: Names whose value is known only when the layer's input shape is: the channels (or features)
+#: entering the layer that uses the expression.
+LATE_NAMES = frozenset({"in_channels"})
+
+
+def make_divisible(value: float, divisor: int, min_value: int | None = None) -> int:
+    """Round `value` to a multiple of `divisor`, never going below 90% of it (MobileNet's rule)."""
+    floor_value = divisor if min_value is None else min_value
+    rounded = max(floor_value, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "min": min,
+    "max": max,
+    "abs": abs,
+    "int": int,
+    "float": float,
+    "round": round,
+    "floor": math.floor,
+    "ceil": math.ceil,
+    "make_divisible": make_divisible,
+}
+
+_BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
+_COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+}
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """An expression that needs a late name (`in_channels`); resolved during analysis."""
+
+    expression: str
+    env: Mapping[str, Any]
+
+    def resolve(self, late: Mapping[str, Any]) -> Any:
+        env = {name: resolve_value(value, late) for name, value in self.env.items()}
+        return _evaluate(_parse(self.expression), {**env, **late}, self.expression)
+
+
+class _LateName(Exception):
+    """Raised inside evaluation when a late name is read; turns the expression into a Deferred."""
+
+
+def is_literal_word(text: str, env: Mapping[str, Any]) -> bool:
+    """A bare word that names no parameter is a plain string (`padding: same`)."""
+    return text.isidentifier() and text not in env and text not in FUNCTIONS and text not in LATE_NAMES
+
+
+def evaluate_value(value: Any, env: Mapping[str, Any]) -> Any:
+    """Evaluate a field value from a spec: strings are expressions, lists are evaluated item by item."""
+    if isinstance(value, str):
+        return value if is_literal_word(value, env) else evaluate(value, env)
+    if isinstance(value, list):
+        return [evaluate_value(item, env) for item in value]
+    return value
+
+
+def evaluate(expression: str, env: Mapping[str, Any]) -> Any:
+    """Evaluate one expression; returns a Deferred when it reads a late name."""
+    tree = _parse(expression)
+    try:
+        return _evaluate(tree, env, expression)
+    except _LateName:
+        return Deferred(expression, dict(env))
+
+
+def resolve_value(value: Any, late: Mapping[str, Any]) -> Any:
+    if isinstance(value, Deferred):
+        return value.resolve(late)
+    if isinstance(value, list):
+        return [resolve_value(item, late) for item in value]
+    return value
+
+
+def contains_deferred(value: Any) -> bool:
+    if isinstance(value, list):
+        return any(contains_deferred(item) for item in value)
+    return isinstance(value, Deferred)
+
+
+@lru_cache(maxsize=4096)
+def _parse(expression: str) -> ast.expr:
+    if len(expression) > MAX_EXPRESSION_LENGTH:
+        raise ExpressionError(f"expression is longer than {MAX_EXPRESSION_LENGTH} characters")
+    try:
+        return ast.parse(expression.strip(), mode="eval").body
+    except SyntaxError as error:
+        raise ExpressionError(f"invalid expression {expression!r}: {error.msg}") from error
+
+
+def _evaluate(node: ast.expr, env: Mapping[str, Any], source: str) -> Any:
+    match node:
+        case ast.Constant(value=value) if isinstance(value, int | float | str):
+            return _checked(value)
+        case ast.Name(id=name):
+            return _lookup(name, env)
+        case ast.BinOp(left=left, op=op, right=right) if type(op) in _BINARY:
+            return _binary(op, _evaluate(left, env, source), _evaluate(right, env, source))
+        case ast.UnaryOp(op=ast.USub(), operand=operand):
+            return _checked(-_evaluate(operand, env, source))
+        case ast.UnaryOp(op=ast.UAdd(), operand=operand):
+            return _evaluate(operand, env, source)
+        case ast.UnaryOp(op=ast.Not(), operand=operand):
+            return not _evaluate(operand, env, source)
+        case ast.BoolOp(op=ast.And(), values=values):
+            result: Any = True
+            for item in values:
+                result = _evaluate(item, env, source)
+                if not result:
+                    return result
+            return result
+        case ast.BoolOp(op=ast.Or(), values=values):
+            result = False
+            for item in values:
+                result = _evaluate(item, env, source)
+                if result:
+                    return result
+            return result
+        case ast.Compare(left=left, ops=ops, comparators=comparators):
+            return _compare(left, ops, comparators, env, source)
+        case ast.IfExp(test=test, body=body, orelse=orelse):
+            branch = body if _evaluate(test, env, source) else orelse
+            return _evaluate(branch, env, source)
+        case ast.Call(func=ast.Name(id=name), args=args, keywords=[]) if name in FUNCTIONS:
+            values = [_evaluate(arg, env, source) for arg in args]
+            return _call(name, values)
+        case ast.List(elts=items) | ast.Tuple(elts=items):
+            return [_evaluate(item, env, source) for item in items]
+    construct = ast.unparse(node)
+    raise ExpressionError(f"{construct!r} is not allowed in an expression ({source!r}); "
+                          "use numbers, parameters, arithmetic, comparisons, 'and', 'or', 'not', "
+                          f"'x if c else y' and the functions {', '.join(FUNCTIONS)}")
+
+
+def _lookup(name: str, env: Mapping[str, Any]) -> Any:
+    if name in env:
+        value = env[name]
+        if isinstance(value, Deferred):
+            raise _LateName(name)
+        return value
+    if name in LATE_NAMES:
+        raise _LateName(name)
+    known = [*env, *LATE_NAMES]
+    raise ExpressionError(f"unknown name {name!r} in expression{suggest(name, known)}; "
+                          f"known names: {', '.join(sorted(known)) or 'none'}")
+
+
+def _binary(op: ast.operator, left: Any, right: Any) -> Any:
+    if isinstance(op, ast.Pow) and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
+        raise ExpressionError(f"exponent {right} is too large (at most {MAX_EXPONENT})")
+    if not (isinstance(left, int | float) and isinstance(right, int | float)):
+        raise ExpressionError(f"arithmetic needs numbers, got {left!r} and {right!r}")
+    try:
+        return _checked(_BINARY[type(op)](left, right))
+    except ZeroDivisionError as error:
+        raise ExpressionError("division by zero") from error
+    except (TypeError, OverflowError) as error:
+        raise ExpressionError(f"cannot compute {left!r} and {right!r}: {error}") from error
+
+
+def _compare(left: ast.expr, ops: list[ast.cmpop], comparators: list[ast.expr],
+             env: Mapping[str, Any], source: str) -> bool:
+    current = _evaluate(left, env, source)
+    for op, comparator in zip(ops, comparators, strict=True):
+        if type(op) not in _COMPARE:
+            raise ExpressionError(f"comparison {ast.unparse(op)!r} is not allowed ({source!r})")
+        other = _evaluate(comparator, env, source)
+        try:
+            if not _COMPARE[type(op)](current, other):
+                return False
+        except TypeError as error:
+            raise ExpressionError(f"cannot compare {current!r} with {other!r}") from error
+        current = other
+    return True
+
+
+def _call(name: str, values: list[Any]) -> Any:
+    try:
+        return _checked(FUNCTIONS[name](*values))
+    except (TypeError, ValueError, OverflowError) as error:
+        raise ExpressionError(f"{name}() cannot take {values!r}: {error}") from error
+
+
+def _checked(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ExpressionError(f"expression gives {value}, not a finite number")
+    if isinstance(value, int | float) and abs(value) > MAX_MAGNITUDE:
+        raise ExpressionError(f"expression gives {value:.3g}, larger than {MAX_MAGNITUDE:.0e}")
+    return value

@@ -1,0 +1,399 @@
+"""Expand blocks, groups and repeats into a networkx graph of layers with dotted names."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+from pydantic import ValidationError
+
+from archspec.errors import Diagnostic, ExpressionError, SpecError, suggest
+from archspec.expressions import Deferred, contains_deferred, evaluate, evaluate_value
+from archspec.ops.base import Op, Shape
+from archspec.ops.registry import OPS
+from archspec.source import SourceDocument, SourcePath
+from archspec.spec import BlockLayer, GroupLayer, LayerEntry, OpLayer, SpecDocument, validation_diagnostics
+
+#: The graph node standing for the network input; `input` in a spec names it (or a block's input).
+INPUT = "input"
+#: Bound on expanded layers and on block nesting: a `repeat: 1000000000` is an error, not a hang.
+MAX_LAYERS = 200_000
+MAX_BLOCK_DEPTH = 32
+
+
+@dataclass
+class Layer:
+    """One leaf layer of the expanded network."""
+
+    name: str  # dotted path: layer1.0.conv1
+    op_name: str
+    fields: dict[str, Any]  # evaluated; a Deferred waits for the input shape (in_channels)
+    source_path: SourcePath  # where the layer is written, for error positions
+    op: Op | None = None  # validated now, or during analysis when a field was deferred
+    inputs: tuple[str, ...] = ()
+    frozen: bool = False
+
+
+@dataclass
+class LayerGraph:
+    """The expanded network: a DAG whose nodes are `input` and the dotted layer names."""
+
+    graph: nx.DiGraph
+    input_shape: Shape
+    outputs: tuple[str, ...]
+    order: list[str]  # layer names in topological order, ties broken by spec order
+
+    def layer(self, name: str) -> Layer:
+        layer: Layer = self.graph.nodes[name]["layer"]
+        return layer
+
+    def layers(self) -> Iterator[Layer]:
+        for name in self.order:
+            yield self.layer(name)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
+class _Ref:
+    """A reference to a layer's output, resolved once every name in the spec exists."""
+
+
+@dataclass(eq=False)
+class _Node(_Ref):
+    name: str
+
+
+@dataclass(eq=False)
+class _Name(_Ref):
+    scope: _Scope
+    text: str
+    path: SourcePath
+
+
+@dataclass(eq=False)
+class _Member:
+    output: _Ref
+    scope: _Scope | None = None  # set for groups and blocks, so dotted names can reach inside
+
+
+@dataclass(eq=False)
+class _Scope:
+    prefix: str
+    env: Mapping[str, Any]
+    input: _Ref
+    parent: _Scope | None
+    sealed: bool  # a block's names do not see outside it
+    members: dict[str, _Member] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.last: _Ref = self.input
+
+
+def build_graph(document: SpecDocument, source: SourceDocument, params: Mapping[str, Any]) -> LayerGraph:
+    """Expand the document into a LayerGraph; raises SpecError with every problem found."""
+    expander = _Expander(document, source)
+    top = _Scope("", params, _Node(INPUT), None, sealed=True)
+    expander.expand_sequence(document.layers, ("layers",), top)
+    graph = expander.link()
+    output_refs = [_Name(top, name, ("outputs", i)) for i, name in enumerate(document.outputs or [])]
+    outputs = [expander.resolve(ref) for ref in output_refs] if output_refs else [expander.resolve(top.last)]
+    expander.apply_freeze(document.freeze)
+    if expander.errors:
+        raise SpecError.collect(expander.errors)
+    order = _ordered(graph, expander)
+    if outputs == [INPUT] or not order:
+        raise SpecError.collect([source.error(("layers",), "the network has no layers")])
+    return LayerGraph(graph, tuple(document.input), tuple(o for o in outputs if o), order)
+
+
+class _Expander:
+    def __init__(self, document: SpecDocument, source: SourceDocument) -> None:
+        self.document = document
+        self.source = source
+        self.layers: dict[str, Layer] = {}
+        self.pending: dict[str, list[_Ref]] = {}
+        self.errors: list[Diagnostic] = []
+        self.block_depth = 0
+
+    def error(self, path: SourcePath, message: str, *, at_key: bool = False) -> None:
+        self.errors.append(self.source.error(path, message, at_key=at_key))
+
+    # -- expansion -------------------------------------------------------------------------
+
+    def expand_sequence(self, entries: list[LayerEntry], path: SourcePath, scope: _Scope) -> None:
+        index = 0  # position among present children: absent ones take no number, as in torchvision
+        for position, entry in enumerate(entries):
+            entry_path = (*path, position)
+            try:
+                present = self._condition(entry, entry_path, scope.env)
+                count = self._repeat(entry, entry_path, scope.env)
+            except ExpressionError as error:
+                self.error(entry_path, f"{_describe(entry, scope)}: {error}")
+                present, count = False, None
+            entry_input = self._entry_input(entry, entry_path, scope)
+            if not present:
+                if entry.name is not None:
+                    self._add_member(scope, entry.name, _Member(entry_input), entry_path)
+                continue
+            if count is not None and entry.name is None:
+                for instance in range(count):
+                    self._instance(entry, entry_path, scope, str(index), instance,
+                                   entry_input if instance == 0 else scope.last)
+                    index += 1
+                continue
+            name = entry.name if entry.name is not None else str(index)
+            index += 1
+            if count is None:
+                self._instance(entry, entry_path, scope, name, None, entry_input)
+                continue
+            container = _Scope(f"{scope.prefix}{name}.", scope.env, entry_input, scope, sealed=False)
+            for instance in range(count):
+                self._instance(entry, entry_path, container, str(instance), instance, container.last)
+            self._add_member(scope, name, _Member(container.last, container), entry_path)
+            scope.last = container.last
+
+    def _instance(self, entry: LayerEntry, path: SourcePath, scope: _Scope, name: str,
+                  instance: int | None, input_ref: _Ref) -> None:
+        if isinstance(entry, OpLayer):
+            member = _Member(self._leaf(entry, path, scope, name, input_ref))
+        elif isinstance(entry, GroupLayer):
+            child = _Scope(f"{scope.prefix}{name}.", scope.env, input_ref, scope, sealed=False)
+            self.expand_sequence(entry.layers, (*path, "layers"), child)
+            member = _Member(child.last, child)
+        else:
+            member = self._block(entry, path, scope, name, instance, input_ref)
+        self._add_member(scope, name, member, path)
+        scope.last = member.output
+
+    def _leaf(self, entry: OpLayer, path: SourcePath, scope: _Scope, name: str,
+              input_ref: _Ref) -> _Ref:
+        full_name = scope.prefix + name
+        if len(self.layers) >= MAX_LAYERS:
+            raise SpecError.collect([self.source.error(path, f"the spec expands to more than "
+                                                       f"{MAX_LAYERS} layers")])
+        layer = Layer(full_name, entry.op, {}, path)
+        self.layers[full_name] = layer
+        if entry.inputs is not None:
+            self.pending[full_name] = [_Name(scope, text, (*path, "inputs", i))
+                                       for i, text in enumerate(entry.inputs)]
+        else:
+            self.pending[full_name] = [input_ref]
+        op_class = OPS.get(entry.op)
+        if op_class is None:
+            self.error((*path, "op"), f"layer {full_name!r}: unknown op {entry.op!r}"
+                       f"{suggest(entry.op, OPS)}; known ops: {', '.join(sorted(OPS))}")
+            return _Node(full_name)
+        for key, raw in (entry.model_extra or {}).items():
+            try:
+                layer.fields[key] = evaluate_value(raw, scope.env)
+            except ExpressionError as error:
+                self.error((*path, key), f"layer {full_name!r}: field {key!r}: {error}")
+                return _Node(full_name)
+        if not any(contains_deferred(value) for value in layer.fields.values()):
+            try:
+                layer.op = validate_op(layer, self.source)
+            except SpecError as error:
+                self.errors.extend(error.diagnostics)
+        return _Node(full_name)
+
+    def _block(self, entry: BlockLayer, path: SourcePath, scope: _Scope, name: str,
+               instance: int | None, input_ref: _Ref) -> _Member:
+        full_name = scope.prefix + name
+        definition = self.document.blocks.get(entry.block)
+        if definition is None:
+            self.error((*path, "block"), f"layer {full_name!r}: unknown block {entry.block!r}"
+                       f"{suggest(entry.block, self.document.blocks)}")
+            return _Member(input_ref)
+        if self.block_depth >= MAX_BLOCK_DEPTH:
+            raise SpecError.collect([self.source.error(
+                (*path, "block"), f"blocks nest deeper than {MAX_BLOCK_DEPTH} levels at "
+                f"{full_name!r} (does block {entry.block!r} instantiate itself?)")])
+        env = self._bind_arguments(entry, path, scope, full_name, instance)
+        child = _Scope(f"{full_name}.", env, input_ref, scope, sealed=True)
+        self.block_depth += 1
+        try:
+            self.expand_sequence(definition.layers, ("blocks", entry.block, "layers"), child)
+        finally:
+            self.block_depth -= 1
+        return _Member(child.last, child)
+
+    def _bind_arguments(self, entry: BlockLayer, path: SourcePath, scope: _Scope, full_name: str,
+                        instance: int | None) -> dict[str, Any]:
+        definition = self.document.blocks[entry.block]
+        declared = definition.params
+        given = {**entry.args, **(entry.first if instance in (None, 0) else {})}
+        env: dict[str, Any] = dict(self.document_params(scope))
+        for key, raw in given.items():
+            where = (*path, "first" if key in entry.first and instance in (None, 0) else "args", key)
+            if key not in declared:
+                self.error(where, f"layer {full_name!r}: block {entry.block!r} has no parameter "
+                           f"{key!r}{suggest(key, declared)}; it takes {', '.join(declared) or 'none'}",
+                           at_key=True)
+                continue
+            try:
+                env[key] = evaluate_value(raw, scope.env)
+            except ExpressionError as error:
+                self.error(where, f"layer {full_name!r}: argument {key!r}: {error}")
+        for key, default in declared.items():
+            if key in given:
+                continue
+            if default is None:
+                self.error(path, f"layer {full_name!r}: block {entry.block!r} needs argument {key!r}")
+                continue
+            try:
+                env[key] = evaluate_value(default, env)
+            except ExpressionError as error:
+                self.error(("blocks", entry.block, "params", key), f"block {entry.block!r}: "
+                           f"default of {key!r}: {error}")
+        return env
+
+    def document_params(self, scope: _Scope) -> Mapping[str, Any]:
+        """Spec-level parameters, which every block also sees."""
+        while scope.parent is not None:
+            scope = scope.parent
+        return scope.env
+
+    def _condition(self, entry: LayerEntry, path: SourcePath, env: Mapping[str, Any]) -> bool:
+        if entry.when is None or isinstance(entry.when, bool):
+            return entry.when is not False
+        value = evaluate(entry.when, env)
+        if isinstance(value, Deferred):
+            raise ExpressionError("`when` cannot use in_channels: conditions are decided "
+                                  "before shapes are known")
+        if not isinstance(value, bool):
+            raise ExpressionError(f"`when: {entry.when}` gives {value!r}, not true or false")
+        return value
+
+    def _repeat(self, entry: LayerEntry, path: SourcePath, env: Mapping[str, Any]) -> int | None:
+        raw = entry.repeat if isinstance(entry, GroupLayer | BlockLayer) else None
+        if raw is None:
+            return None
+        value = evaluate_value(raw, env)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LAYERS:
+            raise ExpressionError(f"repeat must be an integer from 1 to {MAX_LAYERS}, got {value!r}")
+        return value
+
+    def _entry_input(self, entry: LayerEntry, path: SourcePath, scope: _Scope) -> _Ref:
+        if entry.inputs is None or isinstance(entry, OpLayer):
+            if isinstance(entry, OpLayer) and entry.inputs:
+                return _Name(scope, entry.inputs[0], (*path, "inputs", 0))
+            return scope.last
+        if len(entry.inputs) != 1:
+            self.error((*path, "inputs"), f"{_describe(entry, scope)}: a group or block reads one "
+                       f"input, got {len(entry.inputs)}")
+        return _Name(scope, entry.inputs[0], (*path, "inputs", 0))
+
+    def _add_member(self, scope: _Scope, name: str, member: _Member, path: SourcePath) -> None:
+        if name == INPUT:
+            self.error((*path, "name"), f"a layer cannot be named {INPUT!r}: it names the input")
+        elif name in scope.members:
+            self.error((*path, "name"), f"duplicate layer name {scope.prefix + name!r}")
+        scope.members[name] = member
+
+    # -- linking ---------------------------------------------------------------------------
+
+    def resolve(self, ref: _Ref, seen: frozenset[int] = frozenset()) -> str:
+        """The node name a reference stands for, following left-out layers to what they read."""
+        if isinstance(ref, _Node):
+            return ref.name
+        assert isinstance(ref, _Name)
+        if id(ref) in seen:
+            self.error(ref.path, f"{ref.text!r} refers to itself through left-out layers")
+            return ""
+        member = self._lookup(ref)
+        if member is None:
+            return ""
+        return self.resolve(member.output, seen | {id(ref)})
+
+    def _lookup(self, ref: _Name) -> _Member | None:
+        head, *rest = ref.text.split(".")
+        scope: _Scope | None = ref.scope
+        if head == INPUT and not rest:
+            return _Member(ref.scope.input)
+        visible: list[str] = [INPUT]
+        while scope is not None:
+            member = scope.members.get(head)
+            if member is not None:
+                return self._descend(ref, member, rest)
+            visible += scope.members
+            scope = None if scope.sealed else scope.parent
+        self.error(ref.path, f"unknown layer name {ref.text!r}{suggest(ref.text, visible)}")
+        return None
+
+    def _descend(self, ref: _Name, member: _Member, rest: list[str]) -> _Member | None:
+        for part in rest:
+            inner = member.scope.members.get(part) if member.scope else None
+            if inner is None:
+                options = list(member.scope.members) if member.scope else []
+                self.error(ref.path, f"unknown layer name {ref.text!r}: no {part!r} inside"
+                           f"{suggest(part, options)}")
+                return None
+            member = inner
+        return member
+
+    def link(self) -> nx.DiGraph:
+        graph = nx.DiGraph()
+        graph.add_node(INPUT, layer=None)
+        for name, layer in self.layers.items():
+            graph.add_node(name, layer=layer)
+        for name, layer in self.layers.items():
+            layer.inputs = tuple(self.resolve(ref) for ref in self.pending[name])
+            for producer in layer.inputs:
+                if producer:
+                    graph.add_edge(producer, name)
+            self._check_arity(layer)
+        return graph
+
+    def _check_arity(self, layer: Layer) -> None:
+        op_class = OPS.get(layer.op_name)
+        if op_class is None:
+            return
+        low, high = op_class.arity
+        count = len(layer.inputs)
+        if count < low or (high is not None and count > high):
+            expected = f"{low}" if low == high else f"at least {low}" if high is None else f"{low}-{high}"
+            self.error((*layer.source_path, "inputs"), f"layer {layer.name!r}: {layer.op_name} takes "
+                       f"{expected} input{'s' if expected != '1' else ''}, got {count}")
+
+    def apply_freeze(self, patterns: list[str]) -> None:
+        for index, pattern in enumerate(patterns):
+            matched = False
+            for name, layer in self.layers.items():
+                parts = name.split(".")
+                prefixes = (".".join(parts[:end]) for end in range(1, len(parts) + 1))
+                if any(fnmatch.fnmatchcase(prefix, pattern) for prefix in prefixes):
+                    layer.frozen = matched = True
+            if not matched:
+                self.error(("freeze", index), f"freeze pattern {pattern!r} matches no layer"
+                           f"{suggest(pattern, self.layers)}")
+
+
+def validate_op(layer: Layer, source: SourceDocument) -> Op:
+    """Check a layer's evaluated fields against its op's model."""
+    op_class = OPS[layer.op_name]
+    try:
+        return op_class.model_validate({**layer.fields, "op": layer.op_name})
+    except ValidationError as error:
+        fields = [key for key in op_class.model_fields if key != "op"]
+        raise SpecError.collect(validation_diagnostics(
+            error, source, layer.source_path, f"layer {layer.name!r}: {layer.op_name} ",
+            dict.fromkeys(fields))) from error
+
+
+def _ordered(graph: nx.DiGraph, expander: _Expander) -> list[str]:
+    if not nx.is_directed_acyclic_graph(graph):
+        cycle = [edge[0] for edge in nx.find_cycle(graph)]
+        first = expander.layers[cycle[0]]
+        raise SpecError.collect([expander.source.error(
+            first.source_path, f"cycle between layers: {' -> '.join([*cycle, cycle[0]])}")])
+    position = {name: index for index, name in enumerate(graph.nodes)}
+    order = nx.lexicographical_topological_sort(graph, key=position.__getitem__)
+    return [name for name in order if name != INPUT]
+
+
+def _describe(entry: LayerEntry, scope: _Scope) -> str:
+    return f"layer {scope.prefix + entry.name!r}" if entry.name else f"layer in {scope.prefix or 'layers'!r}"

@@ -1,0 +1,138 @@
+"""Element-wise activations: one class per torch module, all shape-preserving."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
+
+from pydantic import Field
+
+from archspec.errors import ShapeError
+from archspec.ops.base import GLOBAL, POINTWISE, Op, Shape, Window, numel
+from archspec.ops.registry import register
+
+if TYPE_CHECKING:
+    import torch
+
+
+class Activation(Op):
+    """Shape-preserving element-wise function; counts `flops_per_element` per output element."""
+
+    torch_name: ClassVar[str]
+    flops_per_element: ClassVar[int] = 1
+
+    def output_shape(self, inputs: Sequence[Shape]) -> Shape:
+        return inputs[0]
+
+    def flops(self, inputs: Sequence[Shape], output: Shape) -> int:
+        return self.flops_per_element * numel(output)
+
+    def torch_arguments(self) -> dict[str, object]:
+        return {}
+
+    def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module:
+        from torch import nn
+
+        module: torch.nn.Module = getattr(nn, self.torch_name)(**self.torch_arguments())
+        return module
+
+
+@register
+class ReLU(Activation):
+    """max(0, x)."""
+
+    op: Literal["relu"] = "relu"
+    torch_name = "ReLU"
+
+
+@register
+class ReLU6(Activation):
+    """min(max(0, x), 6), MobileNet's activation."""
+
+    op: Literal["relu6"] = "relu6"
+    torch_name = "ReLU6"
+
+
+@register
+class LeakyReLU(Activation):
+    """x if x > 0 else negative_slope * x."""
+
+    op: Literal["leaky_relu"] = "leaky_relu"
+    negative_slope: Annotated[float, Field(ge=0)] = 0.01
+    torch_name = "LeakyReLU"
+
+    def torch_arguments(self) -> dict[str, object]:
+        return {"negative_slope": self.negative_slope}
+
+
+@register
+class GELU(Activation):
+    """x * Phi(x), exact or with the tanh approximation."""
+
+    op: Literal["gelu"] = "gelu"
+    approximate: Literal["none", "tanh"] = "none"
+    torch_name = "GELU"
+    flops_per_element = 8
+
+    def torch_arguments(self) -> dict[str, object]:
+        return {"approximate": self.approximate}
+
+
+@register
+class SiLU(Activation):
+    """x * sigmoid(x) (swish)."""
+
+    op: Literal["silu"] = "silu"
+    torch_name = "SiLU"
+    flops_per_element = 5
+
+
+@register
+class Sigmoid(Activation):
+    """1 / (1 + exp(-x))."""
+
+    op: Literal["sigmoid"] = "sigmoid"
+    torch_name = "Sigmoid"
+    flops_per_element = 4
+
+
+@register
+class Tanh(Activation):
+    """tanh(x)."""
+
+    op: Literal["tanh"] = "tanh"
+    torch_name = "Tanh"
+    flops_per_element = 5
+
+
+@register
+class Hardswish(Activation):
+    """x * relu6(x + 3) / 6 (MobileNetV3)."""
+
+    op: Literal["hardswish"] = "hardswish"
+    torch_name = "Hardswish"
+    flops_per_element = 4
+
+
+@register
+class Softmax(Activation):
+    """exp(x) / sum(exp(x)) along `dim` (1 is the channel or feature axis; 0 is the batch)."""
+
+    op: Literal["softmax"] = "softmax"
+    dim: Annotated[int, Field(ge=1)] = 1
+    torch_name = "Softmax"
+    flops_per_element = 3  # exp, sum, divide
+
+    def output_shape(self, inputs: Sequence[Shape]) -> Shape:
+        (shape,) = inputs
+        if self.dim > len(shape):
+            raise ShapeError(f"softmax dim {self.dim} does not exist in an input of rank "
+                             f"{len(shape) + 1} (batch included)")
+        return shape
+
+    def torch_arguments(self) -> dict[str, object]:
+        return {"dim": self.dim}
+
+    def window(self, inputs: Sequence[Shape]) -> Window | Literal["global"]:
+        # softmax over a spatial axis mixes every position along it
+        return GLOBAL if self.dim >= 2 else POINTWISE

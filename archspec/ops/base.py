@@ -1,0 +1,163 @@
+"""The contract every op implements: fields, shape rule, counts, receptive-field step, lowering."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from archspec.errors import ShapeError
+
+if TYPE_CHECKING:
+    import torch
+
+Shape = tuple[int, ...]
+Pair = tuple[int, int]
+
+#: Upper bound of a channel count, feature count or spatial size: beyond it a spec is absurd.
+MAX_DIM = 1_000_000
+
+
+def _to_pair(value: Any) -> Any:
+    """Per-axis values are (height, width) tuples from the first validator on."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return (value, value)
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def pair_field(minimum: int) -> Any:
+    return Annotated[
+        tuple[Annotated[int, Field(ge=minimum, le=MAX_DIM)], Annotated[int, Field(ge=minimum, le=MAX_DIM)]],
+        BeforeValidator(_to_pair, json_schema_input_type=int | tuple[int, int]),
+    ]
+
+
+PositivePair = pair_field(1)
+NonNegativePair = pair_field(0)
+Channels = Annotated[int, Field(ge=1, le=MAX_DIM)]
+
+
+@dataclass(frozen=True)
+class Window:
+    """How an output position reads its input, per axis (H, W): one receptive-field step."""
+
+    kernel: Pair
+    stride: Pair = (1, 1)
+    padding: Pair = (0, 0)  # leading (top, left) padding
+    dilation: Pair = (1, 1)
+
+
+#: The window of ops that map each position to itself (activations, norms, adds).
+POINTWISE = Window((1, 1))
+#: Returned by ops whose every output sees the whole input (flatten, global pooling).
+GLOBAL: Literal["global"] = "global"
+
+
+@dataclass(frozen=True)
+class TorchCall:
+    """A parameter-free op lowered to a function call on the inputs instead of a module."""
+
+    function: Callable[..., Any]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    packed: bool = False  # pass the inputs as one list (torch.cat) rather than positionally
+    chained: bool = False  # fold n inputs pairwise (a + b + c)
+
+
+class Op(BaseModel):
+    """Base of every op: a validated record of its fields plus the rules that use them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    op: str
+    #: Fewest and most inputs the op takes (None: no upper bound).
+    arity: ClassVar[tuple[int, int | None]] = (1, 1)
+
+    def output_shape(self, inputs: Sequence[Shape]) -> Shape:
+        """Shapes are per sample, without the batch dimension: (C, H, W) or (F,)."""
+        raise NotImplementedError
+
+    def param_count(self, inputs: Sequence[Shape]) -> int:
+        return 0
+
+    def macs(self, inputs: Sequence[Shape], output: Shape) -> int:
+        return 0
+
+    def flops(self, inputs: Sequence[Shape], output: Shape) -> int:
+        return 0
+
+    def window(self, inputs: Sequence[Shape]) -> Window | Literal["global"]:
+        return POINTWISE
+
+    def warnings(self, inputs: Sequence[Shape]) -> list[str]:
+        """Legal but suspicious uses worth a user's attention."""
+        return []
+
+    def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module | TorchCall:
+        raise NotImplementedError
+
+
+def expect_rank(op: Op, shape: Shape, rank: int, layout: str) -> None:
+    if len(shape) != rank:
+        raise ShapeError(f"{op.op} expects an input of shape {layout}, got {format_shape(shape)}")
+
+
+def format_shape(shape: Shape) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
+
+
+def numel(shape: Shape) -> int:
+    return math.prod(shape)
+
+
+def sliding_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int,
+                        ceil_mode: bool = False) -> int:
+    """torch's rule for convolution and pooling: floor((H + 2p - d(k-1) - 1) / s) + 1."""
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    if span < 0:
+        return 0
+    if not ceil_mode:
+        return span // stride + 1
+    out = -(-span // stride) + 1
+    # torch drops the last window when it would start inside the right padding only
+    if (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def sliding_output(op: Op, spatial: Pair, kernel: Pair, stride: Pair, padding: Pair,
+                   dilation: Pair, ceil_mode: bool = False) -> Pair:
+    """Output (H', W') of a sliding window, with errors that name the axis and the values."""
+    sizes = []
+    for axis, size, k, s, p, d in zip("HW", spatial, kernel, stride, padding, dilation, strict=True):
+        effective = d * (k - 1) + 1
+        if effective > size + 2 * p:
+            raise ShapeError(
+                f"{op.op} kernel {k} (dilated to {effective}) is larger than the padded input "
+                f"along {axis} ({size} + 2*{p} = {size + 2 * p})")
+        out = sliding_output_size(size, k, s, p, d, ceil_mode)
+        if out <= 0:
+            raise ShapeError(f"{op.op} output size along {axis} is {out} (input {size})")
+        sizes.append(out)
+    return sizes[0], sizes[1]
+
+
+def dropped_edges(spatial: Pair, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair) -> str | None:
+    """Say which rows and columns a floor-mode sliding window never reads, if any."""
+    parts = []
+    for axis, size, k, s, p, d in zip(("rows", "columns"), spatial, kernel, stride, padding,
+                                      dilation, strict=True):
+        # the windows cover (out - 1) * s + d(k-1) + 1 of the padded size; the rest is never read
+        unread = (size + 2 * p - d * (k - 1) - 1) % s - p
+        # a window narrower than its stride subsamples on purpose (ResNet's 1x1/2 shortcut)
+        if unread > 0 and d * (k - 1) + 1 >= s:
+            parts.append(f"the last {unread} {axis}")
+    if not parts:
+        return None
+    return f"stride {stride[0]}x{stride[1]} never reads {' and '.join(parts)} of its input"

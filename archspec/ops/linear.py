@@ -1,0 +1,41 @@
+"""Fully connected layer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
+
+from archspec.ops.base import Channels, Op, Shape, expect_rank
+from archspec.ops.registry import register
+
+if TYPE_CHECKING:
+    import torch
+
+
+@register
+class Linear(Op):
+    """`nn.Linear`: (F_in,) -> (out_features,)."""
+
+    op: Literal["linear"] = "linear"
+    out_features: Channels
+    bias: bool = True
+
+    def output_shape(self, inputs: Sequence[Shape]) -> Shape:
+        (shape,) = inputs
+        expect_rank(self, shape, 1, "(features,); add a flatten layer before it")
+        return (self.out_features,)
+
+    def param_count(self, inputs: Sequence[Shape]) -> int:
+        # F_out x (F_in + 1): one weight per input feature, plus one bias
+        return self.out_features * (inputs[0][0] + int(self.bias))
+
+    def macs(self, inputs: Sequence[Shape], output: Shape) -> int:
+        return inputs[0][0] * self.out_features
+
+    def flops(self, inputs: Sequence[Shape], output: Shape) -> int:
+        return 2 * self.macs(inputs, output) + (self.out_features if self.bias else 0)
+
+    def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module:
+        from torch import nn
+
+        return nn.Linear(inputs[0][0], self.out_features, self.bias)

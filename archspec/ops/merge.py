@@ -1,0 +1,70 @@
+"""Ops that join paths: element-wise add (residual) and channel concatenation."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field
+
+from archspec.errors import ShapeError
+from archspec.ops.base import Op, Shape, TorchCall, format_shape, numel
+from archspec.ops.registry import register
+
+
+@register
+class Add(Op):
+    """x_1 + x_2 + ...: all inputs of one shape, the residual connection."""
+
+    op: Literal["add"] = "add"
+    arity: ClassVar[tuple[int, int | None]] = (2, None)
+
+    def output_shape(self, inputs: Sequence[Shape]) -> Shape:
+        first = inputs[0]
+        for index, shape in enumerate(inputs[1:], start=1):
+            if len(shape) != len(first):
+                raise ShapeError(f"add expects inputs of one shape, got {format_shape(first)} and "
+                                 f"{format_shape(shape)} (input {index})")
+            if shape[0] != first[0]:
+                raise ShapeError(f"add expects equal channels, got {first[0]} and {shape[0]} "
+                                 f"(input {index}); a 1x1 conv on the shortcut can match them")
+            if shape != first:
+                raise ShapeError(f"add expects inputs of one shape, got {format_shape(first)} and "
+                                 f"{format_shape(shape)} (input {index}); strides differ on the paths")
+        return first
+
+    def flops(self, inputs: Sequence[Shape], output: Shape) -> int:
+        return (len(inputs) - 1) * numel(output)
+
+    def to_torch(self, inputs: Sequence[Shape]) -> TorchCall:
+        return TorchCall(operator.add, chained=True)
+
+
+@register
+class Concat(Op):
+    """Concatenate along `dim` (1, the channels, by default); other dimensions must agree."""
+
+    op: Literal["concat"] = "concat"
+    dim: Annotated[int, Field(ge=1)] = 1
+    arity: ClassVar[tuple[int, int | None]] = (2, None)
+
+    def output_shape(self, inputs: Sequence[Shape]) -> Shape:
+        first = inputs[0]
+        axis = self.dim - 1
+        if axis >= len(first):
+            raise ShapeError(f"concat dim {self.dim} does not exist in an input of rank "
+                             f"{len(first) + 1} (batch included)")
+        for index, shape in enumerate(inputs[1:], start=1):
+            if len(shape) != len(first) or any(
+                a != b for i, (a, b) in enumerate(zip(shape, first, strict=True)) if i != axis
+            ):
+                raise ShapeError(f"concat along dim {self.dim} expects the other dimensions to "
+                                 f"agree, got {format_shape(first)} and {format_shape(shape)} "
+                                 f"(input {index})")
+        return (*first[:axis], sum(shape[axis] for shape in inputs), *first[axis + 1 :])
+
+    def to_torch(self, inputs: Sequence[Shape]) -> TorchCall:
+        import torch
+
+        return TorchCall(torch.cat, {"dim": self.dim}, packed=True)

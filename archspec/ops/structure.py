@@ -1,0 +1,70 @@
+"""Ops that move or pass data without computing on it: flatten, dropout, identity."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from pydantic import Field
+
+from archspec.errors import ShapeError
+from archspec.ops.base import GLOBAL, POINTWISE, Op, Shape, TorchCall, Window, numel
+from archspec.ops.registry import register
+
+if TYPE_CHECKING:
+    import torch
+
+
+@register
+class Flatten(Op):
+    """`torch.flatten(x, start_dim)`: (C, H, W) -> (C*H*W,) with the default start_dim 1."""
+
+    op: Literal["flatten"] = "flatten"
+    start_dim: Annotated[int, Field(ge=1)] = 1  # 0 is the batch axis, which is never flattened
+
+    def output_shape(self, inputs: Sequence[Shape]) -> Shape:
+        (shape,) = inputs
+        keep = self.start_dim - 1
+        if keep >= len(shape):
+            raise ShapeError(f"flatten start_dim {self.start_dim} does not exist in an input of "
+                             f"rank {len(shape) + 1} (batch included)")
+        return (*shape[:keep], numel(shape[keep:]))
+
+    def window(self, inputs: Sequence[Shape]) -> Window | Literal["global"]:
+        return GLOBAL if self.start_dim < len(inputs[0]) else POINTWISE
+
+    def to_torch(self, inputs: Sequence[Shape]) -> TorchCall:
+        import torch
+
+        return TorchCall(torch.flatten, {"start_dim": self.start_dim})
+
+
+@register
+class Dropout(Op):
+    """`nn.Dropout`: zeroes elements with probability p during training; identity in eval."""
+
+    op: Literal["dropout"] = "dropout"
+    p: Annotated[float, Field(ge=0, lt=1)] = 0.5
+
+    def output_shape(self, inputs: Sequence[Shape]) -> Shape:
+        return inputs[0]
+
+    def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module:
+        from torch import nn
+
+        return nn.Dropout(self.p)
+
+
+@register
+class Identity(Op):
+    """`nn.Identity`: passes its input through; a named placeholder."""
+
+    op: Literal["identity"] = "identity"
+
+    def output_shape(self, inputs: Sequence[Shape]) -> Shape:
+        return inputs[0]
+
+    def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module:
+        from torch import nn
+
+        return nn.Identity()

@@ -1,0 +1,153 @@
+"""Read a YAML spec safely into plain data, keeping the line and column of every key and value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from archspec.errors import Diagnostic, Position, SpecError
+
+SourcePath = tuple[str | int, ...]
+
+# A spec is a short text; these bounds turn hostile input (alias bombs, deep nesting, huge files)
+# into an error instead of a hang or a crash.
+MAX_SOURCE_BYTES = 8_000_000
+MAX_NODES = 2_000_000
+MAX_DEPTH = 100
+
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_YAML = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {f"{_YAML}{name}" for name in ("str", "int", "float", "bool", "null")}
+_MERGE_TAG = f"{_YAML}merge"
+
+
+@dataclass
+class SourceDocument:
+    """Data parsed from one YAML file, with the position of every value and mapping key."""
+
+    file: str
+    text: str
+    data: Any
+    values: dict[SourcePath, Position] = field(default_factory=dict)
+    keys: dict[SourcePath, Position] = field(default_factory=dict)
+
+    def position(self, path: SourcePath) -> Position:
+        """Position of the value at `path`, or of its nearest ancestor that has one."""
+        for end in range(len(path), -1, -1):
+            found = self.values.get(path[:end])
+            if found is not None:
+                return found
+        return Position(self.file, 1, 1)
+
+    def key_position(self, path: SourcePath) -> Position:
+        """Position of the mapping key that names `path`, falling back to the value's position."""
+        return self.keys.get(path) or self.position(path)
+
+    def error(self, path: SourcePath, message: str, *, at_key: bool = False) -> Diagnostic:
+        where = self.key_position(path) if at_key else self.position(path)
+        return Diagnostic(message, where)
+
+
+def read_source(spec: str | Path) -> SourceDocument:
+    """Parse a spec given as a path or as YAML text."""
+    if isinstance(spec, Path) or ("\n" not in spec and spec.endswith((".yaml", ".yml"))):
+        path = Path(spec)
+        try:
+            raw = path.read_bytes()
+        except OSError as error:
+            raise SpecError(f"cannot read spec {str(path)!r}: {error.strerror}") from error
+        if len(raw) > MAX_SOURCE_BYTES:
+            raise SpecError(f"{path}: spec is larger than {MAX_SOURCE_BYTES} bytes")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise SpecError(f"{path}: spec is not UTF-8 text") from error
+        return parse_yaml(text, str(path))
+    return parse_yaml(spec, "<spec>")
+
+
+def parse_yaml(text: str, file: str = "<spec>") -> SourceDocument:
+    """Parse YAML text with the safe loader; tags that construct objects are rejected."""
+    if len(text) > MAX_SOURCE_BYTES:
+        raise SpecError(f"{file}: spec is larger than {MAX_SOURCE_BYTES} bytes")
+    loader = _Loader(text)
+    try:
+        root = loader.get_single_node()
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = Position(file, mark.line + 1, mark.column + 1) if mark else None
+        problem = error.problem or error.context or "invalid YAML"
+        raise SpecError.collect([Diagnostic(f"YAML syntax: {problem}", where)]) from error
+    except yaml.YAMLError as error:
+        raise SpecError.collect([Diagnostic(f"YAML syntax: {error}", Position(file, 1, 1))]) from error
+    document = SourceDocument(file, text, None)
+    if root is None:
+        raise SpecError.collect([Diagnostic("the spec is empty", Position(file, 1, 1))])
+    builder = _Builder(loader, document)
+    try:
+        document.data = builder.build(root, ())
+    finally:
+        loader.dispose()
+    return document
+
+
+class _Builder:
+    """Turns composed YAML nodes into dicts, lists and scalars, recording positions."""
+
+    def __init__(self, loader: yaml.SafeLoader, document: SourceDocument) -> None:
+        self.loader = loader
+        self.document = document
+        self.nodes = 0
+
+    def where(self, node: yaml.Node) -> Position:
+        mark = node.start_mark
+        return Position(self.document.file, mark.line + 1, mark.column + 1)
+
+    def fail(self, node: yaml.Node, message: str) -> SpecError:
+        return SpecError.collect([Diagnostic(message, self.where(node))])
+
+    def build(self, node: yaml.Node, path: SourcePath) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise self.fail(node, f"the spec expands to more than {MAX_NODES} YAML nodes "
+                            "(are aliases nested to multiply it?)")
+        if len(path) > MAX_DEPTH:
+            raise self.fail(node, f"the spec nests deeper than {MAX_DEPTH} levels")
+        self.document.values.setdefault(path, self.where(node))
+        if isinstance(node, yaml.MappingNode):
+            return self.build_mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
+        if node.tag not in _SCALAR_TAGS:
+            raise self.fail(node, f"YAML tag {node.tag.replace(_YAML, '!!')!r} is not allowed in "
+                            "a spec (only plain strings, numbers, booleans and null)")
+        return self.loader.construct_object(node)
+
+    def build_mapping(self, node: yaml.MappingNode, path: SourcePath) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        merged: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                merged.update(self.merge_source(value_node, path))
+                continue
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _SCALAR_TAGS:
+                raise self.fail(key_node, "mapping keys must be plain names")
+            key = str(self.loader.construct_object(key_node))
+            if key in result:
+                first = self.document.keys[(*path, key)]
+                raise self.fail(key_node, f"duplicate key {key!r} (first given at line {first.line})")
+            self.document.keys[(*path, key)] = self.where(key_node)
+            result[key] = self.build(value_node, (*path, key))
+        return {**{k: v for k, v in merged.items() if k not in result}, **result}
+
+    def merge_source(self, node: yaml.Node, path: SourcePath) -> dict[str, Any]:
+        sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        merged: dict[str, Any] = {}
+        for source in reversed(sources):
+            if not isinstance(source, yaml.MappingNode):
+                raise self.fail(source, "a merge key '<<' takes a mapping or a list of mappings")
+            merged.update(self.build_mapping(source, path))
+        return merged

@@ -1,0 +1,174 @@
+"""The spec document as Pydantic models, and the translation of validation errors to positions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+)
+
+from archspec.errors import Diagnostic, suggest
+from archspec.ops.base import MAX_DIM
+from archspec.source import SourceDocument, SourcePath
+
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN, description="a name: letters, digits and _")]
+#: A parameter value: a number, a boolean, a string (an expression or a word) or a list of them.
+Value = int | float | bool | str | list[Any]
+#: An integer, or an expression over parameters that gives one.
+IntOrExpression = int | str
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+InputNames = Annotated[list[str], BeforeValidator(_as_list, json_schema_input_type=str | list[str])]
+
+
+class LayerBase(BaseModel):
+    """Keys every layer entry may have."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = Field(None, description="unnamed layers are numbered 0, 1, 2 ... in their group")
+    inputs: InputNames | None = Field(
+        None, description="layers (or `input`) this one reads; default: the previous layer")
+    when: bool | str | None = Field(
+        None, description="condition over parameters; when false the layer is left out and "
+        "whatever named it reads its input instead")
+
+
+class OpLayer(LayerBase):
+    """One op; its own fields (out_channels, kernel, ...) are checked once expressions are evaluated."""
+
+    model_config = ConfigDict(extra="allow")
+
+    op: str
+
+
+class GroupLayer(LayerBase):
+    """A named sequence of layers, like nn.Sequential."""
+
+    layers: list[LayerEntry] = Field(min_length=1)
+    repeat: IntOrExpression | None = Field(
+        None, description="copies of the group, named .0, .1, ...; unnamed: spliced into the parent")
+
+
+class BlockLayer(LayerBase):
+    """An instance of a block defined under `blocks:`."""
+
+    block: Name
+    args: dict[Name, Value] = Field(default_factory=dict)
+    first: dict[Name, Value] = Field(
+        default_factory=dict, description="arguments that differ for the first repeated instance")
+    repeat: IntOrExpression | None = Field(
+        None, description="instances, named .0, .1, ...; unnamed: spliced into the parent")
+
+
+def _layer_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        for key, kind in (("op", "op"), ("block", "block"), ("layers", "group")):
+            if key in value:
+                return kind
+        return None
+    if isinstance(value, OpLayer | GroupLayer | BlockLayer):
+        return {OpLayer: "op", GroupLayer: "group", BlockLayer: "block"}[type(value)]
+    return None
+
+
+LayerEntry = Annotated[
+    Annotated[OpLayer, Tag("op")] | Annotated[GroupLayer, Tag("group")] | Annotated[BlockLayer, Tag("block")],
+    Discriminator(
+        _layer_kind,
+        custom_error_type="layer_kind",
+        custom_error_message="a layer needs one of the keys `op`, `block` or `layers`",
+    ),
+]
+GroupLayer.model_rebuild()
+
+
+class BlockDefinition(BaseModel):
+    """A reusable, parameterised sequence of layers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str = ""
+    params: dict[Name, Value | None] = Field(
+        default_factory=dict, description="parameters and their defaults; null means required")
+    layers: list[LayerEntry] = Field(min_length=1)
+
+
+class SpecDocument(BaseModel):
+    """A whole spec file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    description: str = ""
+    input: list[Annotated[int, Field(ge=1, le=MAX_DIM)]] = Field(
+        min_length=1, max_length=3, description="input shape without the batch: [C, H, W] or [F]")
+    params: dict[Name, Value] = Field(default_factory=dict)
+    blocks: dict[Name, BlockDefinition] = Field(default_factory=dict)
+    layers: list[LayerEntry] = Field(min_length=1)
+    outputs: InputNames | None = Field(None, description="layers whose outputs the network returns")
+    freeze: InputNames = Field(
+        default_factory=list, description="dotted-name patterns (layer1, layer1.*) of frozen layers")
+
+
+def validation_diagnostics(error: ValidationError, source: SourceDocument, base: SourcePath = (),
+                           context: str = "", fields: dict[str, Any] | None = None) -> list[Diagnostic]:
+    """Translate pydantic errors into positioned diagnostics, one per distinct place."""
+    data = source.data
+    for key in base:
+        data = data[key]
+    merged: dict[tuple[SourcePath, str], list[str]] = {}
+    for item in error.errors(include_url=False):
+        path, missing = _real_path(data, item["loc"], item["type"])
+        field = ".".join(str(part) for part in (*path, *([missing] if missing else [])))
+        label = f"{context}field {field!r}: " if field else context
+        if item["type"] == "extra_forbidden":
+            known = list(fields) if fields is not None else []
+            message = f"{label}unknown field{suggest(str(path[-1]), known)}"
+            if known:
+                message += f"; expected one of {', '.join(known)}"
+            key = ((*base, *path), "key")
+        elif item["type"] == "missing":
+            message = f"{label}required field is missing"
+            key = ((*base, *path), "value")
+        else:
+            got = f", got {item['input']!r}" if item["type"] != "layer_kind" else ""
+            message = f"{label}{item['msg'][0].lower()}{item['msg'][1:]}{got}"
+            key = ((*base, *path), "value")
+        merged.setdefault(key, [])
+        if message not in merged[key]:
+            merged[key].append(message)
+    diagnostics = []
+    for (path, kind), messages in merged.items():
+        where = source.key_position(path) if kind == "key" else source.position(path)
+        diagnostics.append(Diagnostic(" or ".join(messages) if len(messages) < 3 else messages[0], where))
+    return diagnostics
+
+
+def _real_path(data: Any, loc: tuple[int | str, ...], kind: str) -> tuple[SourcePath, str | None]:
+    """Keep the parts of a pydantic location that exist in the data (drop union and tag labels)."""
+    path: list[str | int] = []
+    node = data
+    for position, part in enumerate(loc):
+        last = position == len(loc) - 1
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            path.append(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            path.append(part)
+        elif last and kind == "missing" and isinstance(part, str):
+            return tuple(path), part
+    return tuple(path), None
