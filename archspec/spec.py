@@ -75,17 +75,19 @@ class BlockLayer(LayerBase):
 
 def _layer_kind(value: Any) -> str | None:
     if isinstance(value, dict):
-        for key, kind in (("op", "op"), ("block", "block"), ("layers", "group")):
+        for key, kind in (("op", "OpLayer"), ("block", "BlockLayer"), ("layers", "GroupLayer")):
             if key in value:
                 return kind
         return None
     if isinstance(value, OpLayer | GroupLayer | BlockLayer):
-        return {OpLayer: "op", GroupLayer: "group", BlockLayer: "block"}[type(value)]
+        return type(value).__name__
     return None
 
 
 LayerEntry = Annotated[
-    Annotated[OpLayer, Tag("op")] | Annotated[GroupLayer, Tag("group")] | Annotated[BlockLayer, Tag("block")],
+    Annotated[OpLayer, Tag("OpLayer")]
+    | Annotated[GroupLayer, Tag("GroupLayer")]
+    | Annotated[BlockLayer, Tag("BlockLayer")],
     Discriminator(
         _layer_kind,
         custom_error_type="layer_kind",
