@@ -1,0 +1,125 @@
+"""The `archspec` command: a thin layer over the library that turns ArchspecError into exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+from archspec import __version__
+from archspec.errors import ArchspecError, Diagnostic, UsageError
+
+EXIT_OK = 0
+EXIT_INVALID = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except ArchspecError as error:
+        _print_diagnostics(error.diagnostics)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        print("archspec: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="archspec", description="Declarative CNN architectures: "
+                                     "validate, analyse and compile YAML specs.")
+    parser.add_argument("--version", action="version", version=f"archspec {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = commands.add_parser("validate", help="check specs; report every error with its position")
+    validate.add_argument("specs", nargs="+", metavar="SPEC")
+    _add_overrides(validate)
+    validate.set_defaults(run=_validate)
+
+    analyze = commands.add_parser("analyze", help="shapes, params, MACs and receptive field per layer")
+    analyze.add_argument("spec", metavar="SPEC")
+    analyze.add_argument("--input-shape", type=_input_shape, metavar="CxHxW",
+                         help="analyse at this input shape instead of the spec's, e.g. 3x320x320")
+    analyze.add_argument("--format", choices=("table", "json", "markdown"), default="table")
+    _add_overrides(analyze)
+    analyze.set_defaults(run=_analyze)
+    return parser
+
+
+def _add_overrides(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[], type=_override,
+                        metavar="NAME=VALUE", help="override a spec parameter (repeatable)")
+
+
+def _override(text: str) -> tuple[str, Any]:
+    name, equals, raw = text.partition("=")
+    if not equals or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    value = yaml.safe_load(raw) if raw.strip() else raw
+    if not isinstance(value, int | float | bool | str):
+        raise argparse.ArgumentTypeError(f"{name}: a value is a number, a boolean or an expression")
+    return name.strip(), value
+
+
+def _input_shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes joined by x (3x224x224), got {text!r}") from None
+    return dims
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from archspec.analysis import analyze
+    from archspec.loader import load
+
+    failed = False
+    for path in args.specs:
+        try:
+            report = analyze(load(path, dict(args.overrides)))
+        except UsageError:
+            raise
+        except ArchspecError as error:
+            _print_diagnostics(error.diagnostics)
+            failed = True
+            continue
+        _print_diagnostics(report.warnings)
+        totals = report.totals
+        print(f"{path}: ok ({len(report.layers)} layers, {totals.params:,} params, "
+              f"{totals.macs:,} MACs)")
+    return EXIT_INVALID if failed else EXIT_OK
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from archspec.analysis import analyze
+    from archspec.loader import load
+    from archspec.render import print_table, to_json, to_markdown
+
+    report = analyze(load(args.spec, dict(args.overrides)), args.input_shape)
+    _print_diagnostics(report.warnings)
+    if args.format == "json":
+        print(to_json(report))
+    elif args.format == "markdown":
+        print(to_markdown(report), end="")
+    else:
+        from rich.console import Console
+
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=1000)  # a pipe or file gets whole rows, never wrapped cells
+        print_table(report, console)
+    return EXIT_OK
+
+
+def _print_diagnostics(diagnostics: Sequence[Diagnostic]) -> None:
+    for diagnostic in diagnostics:
+        print(diagnostic if diagnostic.position else f"archspec: {diagnostic}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
