@@ -1,0 +1,1 @@
+"""Backends lower an analysed spec to a runtime: torch (an fx GraphModule)."""

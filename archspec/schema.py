@@ -1,0 +1,62 @@
+"""Generate the JSON Schema of specs from the Pydantic models, for editor completion and checks.
+
+Run `python -m archspec.schema schemas/archspec.schema.json` to regenerate the committed file.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from archspec.ops.registry import OPS
+from archspec.spec import SpecDocument
+
+SCHEMA_URL = "https://json-schema.org/draft/2020-12/schema"
+EXPRESSION = {"type": "string", "description": "an expression over parameters, e.g. planes * 4"}
+
+
+def build_schema() -> dict[str, Any]:
+    """The document schema, with the loose op entry replaced by one precise variant per op."""
+    schema = SpecDocument.model_json_schema()
+    definitions: dict[str, Any] = schema["$defs"]
+    common = {key: value for key, value in definitions["OpLayer"]["properties"].items() if key != "op"}
+    variants = []
+    for name in sorted(OPS):
+        op_schema = OPS[name].model_json_schema()
+        definitions.update(op_schema.pop("$defs", {}))
+        fields = {key: _or_expression(value) for key, value in op_schema["properties"].items()
+                  if key != "op"}
+        definitions[f"op_{name}"] = {
+            "type": "object",
+            "title": name,
+            "description": (OPS[name].__doc__ or "").strip(),
+            "properties": {"op": {"const": name}, **common, **fields},
+            "required": ["op", *(key for key in op_schema.get("required", []) if key != "op")],
+            "additionalProperties": False,
+        }
+        variants.append({"$ref": f"#/$defs/op_{name}"})
+    definitions["OpLayer"] = {"title": "OpLayer", "oneOf": variants}
+    return {"$schema": SCHEMA_URL, "title": "archspec network spec", **schema}
+
+
+def _or_expression(field: dict[str, Any]) -> dict[str, Any]:
+    outer = {key: field.pop(key) for key in ("title", "description", "default") if key in field}
+    return {**outer, "anyOf": [field, EXPRESSION]}
+
+
+def render_schema() -> str:
+    return json.dumps(build_schema(), indent=2) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m archspec.schema OUTPUT.json", file=sys.stderr)
+        return 2
+    Path(argv[0]).write_text(render_schema())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
