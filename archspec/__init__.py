@@ -6,4 +6,13 @@ from archspec.loader import Spec, load
 
 __version__ = "0.1.0"
 
-__all__ = ["ArchspecError", "Diagnostic", "Report", "Spec", "SpecError", "__version__", "analyze", "load"]
+__all__ = [
+    "ArchspecError",
+    "Diagnostic",
+    "Report",
+    "Spec",
+    "SpecError",
+    "__version__",
+    "analyze",
+    "load",
+]

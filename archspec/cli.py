@@ -1,4 +1,4 @@
-"""The `archspec` command: a thin layer over the library that turns ArchspecError into exit code 2."""
+"""The `archspec` command: a thin layer over the library; ArchspecError becomes exit code 2."""
 
 from __future__ import annotations
 
@@ -31,20 +31,30 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="archspec", description="Declarative CNN architectures: "
-                                     "validate, analyse and compile YAML specs.")
+    parser = argparse.ArgumentParser(
+        prog="archspec",
+        description="Declarative CNN architectures: validate, analyse and compile YAML specs.",
+    )
     parser.add_argument("--version", action="version", version=f"archspec {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    validate = commands.add_parser("validate", help="check specs; report every error with its position")
+    validate = commands.add_parser(
+        "validate", help="check specs; report every error with its position"
+    )
     validate.add_argument("specs", nargs="+", metavar="SPEC")
     _add_overrides(validate)
     validate.set_defaults(run=_validate)
 
-    analyze = commands.add_parser("analyze", help="shapes, params, MACs and receptive field per layer")
+    analyze = commands.add_parser(
+        "analyze", help="shapes, params, MACs and receptive field per layer"
+    )
     analyze.add_argument("spec", metavar="SPEC")
-    analyze.add_argument("--input-shape", type=_input_shape, metavar="CxHxW",
-                         help="analyse at this input shape instead of the spec's, e.g. 3x320x320")
+    analyze.add_argument(
+        "--input-shape",
+        type=_input_shape,
+        metavar="CxHxW",
+        help="analyse at this input shape instead of the spec's, e.g. 3x320x320",
+    )
     analyze.add_argument("--format", choices=("table", "json", "markdown"), default="table")
     _add_overrides(analyze)
     analyze.set_defaults(run=_analyze)
@@ -52,8 +62,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_overrides(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--set", dest="overrides", action="append", default=[], type=_override,
-                        metavar="NAME=VALUE", help="override a spec parameter (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        type=_override,
+        metavar="NAME=VALUE",
+        help="override a spec parameter (repeatable)",
+    )
 
 
 def _override(text: str) -> tuple[str, Any]:
@@ -70,7 +87,9 @@ def _input_shape(text: str) -> tuple[int, ...]:
     try:
         dims = tuple(int(part) for part in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected sizes joined by x (3x224x224), got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected sizes joined by x (3x224x224), got {text!r}"
+        ) from None
     return dims
 
 
@@ -90,8 +109,10 @@ def _validate(args: argparse.Namespace) -> int:
             continue
         _print_diagnostics(report.warnings)
         totals = report.totals
-        print(f"{path}: ok ({len(report.layers)} layers, {totals.params:,} params, "
-              f"{totals.macs:,} MACs)")
+        print(
+            f"{path}: ok ({len(report.layers)} layers, {totals.params:,} params, "
+            f"{totals.macs:,} MACs)"
+        )
     return EXIT_INVALID if failed else EXIT_OK
 
 

@@ -78,11 +78,13 @@ class _LateName(Exception):
 
 def is_literal_word(text: str, env: Mapping[str, Any]) -> bool:
     """A bare word that names no parameter is a plain string (`padding: same`)."""
-    return text.isidentifier() and text not in env and text not in FUNCTIONS and text not in LATE_NAMES
+    return (
+        text.isidentifier() and text not in env and text not in FUNCTIONS and text not in LATE_NAMES
+    )
 
 
 def evaluate_value(value: Any, env: Mapping[str, Any]) -> Any:
-    """Evaluate a field value from a spec: strings are expressions, lists are evaluated item by item."""
+    """Evaluate a field value: strings are expressions, lists are evaluated item by item."""
     if isinstance(value, str):
         return value if is_literal_word(value, env) else evaluate(value, env)
     if isinstance(value, list):
@@ -162,9 +164,11 @@ def _evaluate(node: ast.expr, env: Mapping[str, Any], source: str) -> Any:
         case ast.List(elts=items) | ast.Tuple(elts=items):
             return [_evaluate(item, env, source) for item in items]
     construct = ast.unparse(node)
-    raise ExpressionError(f"{construct!r} is not allowed in an expression ({source!r}); "
-                          "use numbers, parameters, arithmetic, comparisons, 'and', 'or', 'not', "
-                          f"'x if c else y' and the functions {', '.join(FUNCTIONS)}")
+    raise ExpressionError(
+        f"{construct!r} is not allowed in an expression ({source!r}); "
+        "use numbers, parameters, arithmetic, comparisons, 'and', 'or', 'not', "
+        f"'x if c else y' and the functions {', '.join(FUNCTIONS)}"
+    )
 
 
 def _lookup(name: str, env: Mapping[str, Any]) -> Any:
@@ -176,8 +180,10 @@ def _lookup(name: str, env: Mapping[str, Any]) -> Any:
     if name in LATE_NAMES:
         raise _LateName(name)
     known = [*env, *LATE_NAMES]
-    raise ExpressionError(f"unknown name {name!r} in expression{suggest(name, known)}; "
-                          f"known names: {', '.join(sorted(known)) or 'none'}")
+    raise ExpressionError(
+        f"unknown name {name!r} in expression{suggest(name, known)}; "
+        f"known names: {', '.join(sorted(known)) or 'none'}"
+    )
 
 
 def _binary(op: ast.operator, left: Any, right: Any) -> Any:
@@ -193,8 +199,13 @@ def _binary(op: ast.operator, left: Any, right: Any) -> Any:
         raise ExpressionError(f"cannot compute {left!r} and {right!r}: {error}") from error
 
 
-def _compare(left: ast.expr, ops: list[ast.cmpop], comparators: list[ast.expr],
-             env: Mapping[str, Any], source: str) -> bool:
+def _compare(
+    left: ast.expr,
+    ops: list[ast.cmpop],
+    comparators: list[ast.expr],
+    env: Mapping[str, Any],
+    source: str,
+) -> bool:
     current = _evaluate(left, env, source)
     for op, comparator in zip(ops, comparators, strict=True):
         if type(op) not in _COMPARE:

@@ -15,7 +15,14 @@ from archspec.expressions import Deferred, contains_deferred, evaluate, evaluate
 from archspec.ops.base import Op, Shape
 from archspec.ops.registry import OPS
 from archspec.source import SourceDocument, SourcePath
-from archspec.spec import BlockLayer, GroupLayer, LayerEntry, OpLayer, SpecDocument, validation_diagnostics
+from archspec.spec import (
+    BlockLayer,
+    GroupLayer,
+    LayerEntry,
+    OpLayer,
+    SpecDocument,
+    validation_diagnostics,
+)
 
 #: The graph node standing for the network input; `input` in a spec names it (or a block's input).
 INPUT = "input"
@@ -93,14 +100,22 @@ class _Scope:
         self.last: _Ref = self.input
 
 
-def build_graph(document: SpecDocument, source: SourceDocument, params: Mapping[str, Any]) -> LayerGraph:
+def build_graph(
+    document: SpecDocument, source: SourceDocument, params: Mapping[str, Any]
+) -> LayerGraph:
     """Expand the document into a LayerGraph; raises SpecError with every problem found."""
     expander = _Expander(document, source)
     top = _Scope("", params, _Node(INPUT), None, sealed=True)
     expander.expand_sequence(document.layers, ("layers",), top)
     graph = expander.link()
-    output_refs = [_Name(top, name, ("outputs", i)) for i, name in enumerate(document.outputs or [])]
-    outputs = [expander.resolve(ref) for ref in output_refs] if output_refs else [expander.resolve(top.last)]
+    output_refs = [
+        _Name(top, name, ("outputs", i)) for i, name in enumerate(document.outputs or [])
+    ]
+    outputs = (
+        [expander.resolve(ref) for ref in output_refs]
+        if output_refs
+        else [expander.resolve(top.last)]
+    )
     expander.apply_freeze(document.freeze)
     if expander.errors:
         raise SpecError.collect(expander.errors)
@@ -141,8 +156,14 @@ class _Expander:
                 continue
             if count is not None and entry.name is None:
                 for instance in range(count):
-                    self._instance(entry, entry_path, scope, str(index), instance,
-                                   entry_input if instance == 0 else scope.last)
+                    self._instance(
+                        entry,
+                        entry_path,
+                        scope,
+                        str(index),
+                        instance,
+                        entry_input if instance == 0 else scope.last,
+                    )
                     index += 1
                 continue
             name = entry.name if entry.name is not None else str(index)
@@ -150,14 +171,25 @@ class _Expander:
             if count is None:
                 self._instance(entry, entry_path, scope, name, None, entry_input)
                 continue
-            container = _Scope(f"{scope.prefix}{name}.", scope.env, entry_input, scope, sealed=False)
+            container = _Scope(
+                f"{scope.prefix}{name}.", scope.env, entry_input, scope, sealed=False
+            )
             for instance in range(count):
-                self._instance(entry, entry_path, container, str(instance), instance, container.last)
+                self._instance(
+                    entry, entry_path, container, str(instance), instance, container.last
+                )
             self._add_member(scope, name, _Member(container.last, container), entry_path)
             scope.last = container.last
 
-    def _instance(self, entry: LayerEntry, path: SourcePath, scope: _Scope, name: str,
-                  instance: int | None, input_ref: _Ref) -> None:
+    def _instance(
+        self,
+        entry: LayerEntry,
+        path: SourcePath,
+        scope: _Scope,
+        name: str,
+        instance: int | None,
+        input_ref: _Ref,
+    ) -> None:
         if isinstance(entry, OpLayer):
             member = _Member(self._leaf(entry, path, scope, name, input_ref))
         elif isinstance(entry, GroupLayer):
@@ -169,23 +201,29 @@ class _Expander:
         self._add_member(scope, name, member, path)
         scope.last = member.output
 
-    def _leaf(self, entry: OpLayer, path: SourcePath, scope: _Scope, name: str,
-              input_ref: _Ref) -> _Ref:
+    def _leaf(
+        self, entry: OpLayer, path: SourcePath, scope: _Scope, name: str, input_ref: _Ref
+    ) -> _Ref:
         full_name = scope.prefix + name
         if len(self.layers) >= MAX_LAYERS:
-            raise SpecError.collect([self.source.error(path, f"the spec expands to more than "
-                                                       f"{MAX_LAYERS} layers")])
+            raise SpecError.collect(
+                [self.source.error(path, f"the spec expands to more than {MAX_LAYERS} layers")]
+            )
         layer = Layer(full_name, entry.op, {}, path)
         self.layers[full_name] = layer
         if entry.inputs is not None:
-            self.pending[full_name] = [_Name(scope, text, (*path, "inputs", i))
-                                       for i, text in enumerate(entry.inputs)]
+            self.pending[full_name] = [
+                _Name(scope, text, (*path, "inputs", i)) for i, text in enumerate(entry.inputs)
+            ]
         else:
             self.pending[full_name] = [input_ref]
         op_class = OPS.get(entry.op)
         if op_class is None:
-            self.error((*path, "op"), f"layer {full_name!r}: unknown op {entry.op!r}"
-                       f"{suggest(entry.op, OPS)}; known ops: {', '.join(sorted(OPS))}")
+            self.error(
+                (*path, "op"),
+                f"layer {full_name!r}: unknown op {entry.op!r}"
+                f"{suggest(entry.op, OPS)}; known ops: {', '.join(sorted(OPS))}",
+            )
             return _Node(full_name)
         for key, raw in (entry.model_extra or {}).items():
             try:
@@ -200,18 +238,34 @@ class _Expander:
                 self.errors.extend(error.diagnostics)
         return _Node(full_name)
 
-    def _block(self, entry: BlockLayer, path: SourcePath, scope: _Scope, name: str,
-               instance: int | None, input_ref: _Ref) -> _Member:
+    def _block(
+        self,
+        entry: BlockLayer,
+        path: SourcePath,
+        scope: _Scope,
+        name: str,
+        instance: int | None,
+        input_ref: _Ref,
+    ) -> _Member:
         full_name = scope.prefix + name
         definition = self.document.blocks.get(entry.block)
         if definition is None:
-            self.error((*path, "block"), f"layer {full_name!r}: unknown block {entry.block!r}"
-                       f"{suggest(entry.block, self.document.blocks)}")
+            self.error(
+                (*path, "block"),
+                f"layer {full_name!r}: unknown block {entry.block!r}"
+                f"{suggest(entry.block, self.document.blocks)}",
+            )
             return _Member(input_ref)
         if self.block_depth >= MAX_BLOCK_DEPTH:
-            raise SpecError.collect([self.source.error(
-                (*path, "block"), f"blocks nest deeper than {MAX_BLOCK_DEPTH} levels at "
-                f"{full_name!r} (does block {entry.block!r} instantiate itself?)")])
+            raise SpecError.collect(
+                [
+                    self.source.error(
+                        (*path, "block"),
+                        f"blocks nest deeper than {MAX_BLOCK_DEPTH} levels at "
+                        f"{full_name!r} (does block {entry.block!r} instantiate itself?)",
+                    )
+                ]
+            )
         env = self._bind_arguments(entry, path, scope, full_name, instance)
         child = _Scope(f"{full_name}.", env, input_ref, scope, sealed=True)
         self.block_depth += 1
@@ -221,18 +275,31 @@ class _Expander:
             self.block_depth -= 1
         return _Member(child.last, child)
 
-    def _bind_arguments(self, entry: BlockLayer, path: SourcePath, scope: _Scope, full_name: str,
-                        instance: int | None) -> dict[str, Any]:
+    def _bind_arguments(
+        self,
+        entry: BlockLayer,
+        path: SourcePath,
+        scope: _Scope,
+        full_name: str,
+        instance: int | None,
+    ) -> dict[str, Any]:
         definition = self.document.blocks[entry.block]
         declared = definition.params
         given = {**entry.args, **(entry.first if instance in (None, 0) else {})}
         env: dict[str, Any] = dict(self.document_params(scope))
         for key, raw in given.items():
-            where = (*path, "first" if key in entry.first and instance in (None, 0) else "args", key)
+            where = (
+                *path,
+                "first" if key in entry.first and instance in (None, 0) else "args",
+                key,
+            )
             if key not in declared:
-                self.error(where, f"layer {full_name!r}: block {entry.block!r} has no parameter "
-                           f"{key!r}{suggest(key, declared)}; it takes {', '.join(declared) or 'none'}",
-                           at_key=True)
+                self.error(
+                    where,
+                    f"layer {full_name!r}: block {entry.block!r} has no parameter "
+                    f"{key!r}{suggest(key, declared)}; it takes {', '.join(declared) or 'none'}",
+                    at_key=True,
+                )
                 continue
             try:
                 env[key] = evaluate_value(raw, scope.env)
@@ -242,13 +309,17 @@ class _Expander:
             if key in given:
                 continue
             if default is None:
-                self.error(path, f"layer {full_name!r}: block {entry.block!r} needs argument {key!r}")
+                self.error(
+                    path, f"layer {full_name!r}: block {entry.block!r} needs argument {key!r}"
+                )
                 continue
             try:
                 env[key] = evaluate_value(default, env)
             except ExpressionError as error:
-                self.error(("blocks", entry.block, "params", key), f"block {entry.block!r}: "
-                           f"default of {key!r}: {error}")
+                self.error(
+                    ("blocks", entry.block, "params", key),
+                    f"block {entry.block!r}: default of {key!r}: {error}",
+                )
         return env
 
     def document_params(self, scope: _Scope) -> Mapping[str, Any]:
@@ -262,8 +333,9 @@ class _Expander:
             return entry.when is not False
         value = evaluate(entry.when, env)
         if isinstance(value, Deferred):
-            raise ExpressionError("`when` cannot use in_channels: conditions are decided "
-                                  "before shapes are known")
+            raise ExpressionError(
+                "`when` cannot use in_channels: conditions are decided before shapes are known"
+            )
         if not isinstance(value, bool):
             raise ExpressionError(f"`when: {entry.when}` gives {value!r}, not true or false")
         return value
@@ -274,7 +346,9 @@ class _Expander:
             return None
         value = evaluate_value(raw, env)
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LAYERS:
-            raise ExpressionError(f"repeat must be an integer from 1 to {MAX_LAYERS}, got {value!r}")
+            raise ExpressionError(
+                f"repeat must be an integer from 1 to {MAX_LAYERS}, got {value!r}"
+            )
         return value
 
     def _entry_input(self, entry: LayerEntry, path: SourcePath, scope: _Scope) -> _Ref:
@@ -283,8 +357,11 @@ class _Expander:
                 return _Name(scope, entry.inputs[0], (*path, "inputs", 0))
             return scope.last
         if len(entry.inputs) != 1:
-            self.error((*path, "inputs"), f"{_describe(entry, scope)}: a group or block reads one "
-                       f"input, got {len(entry.inputs)}")
+            self.error(
+                (*path, "inputs"),
+                f"{_describe(entry, scope)}: a group or block reads one "
+                f"input, got {len(entry.inputs)}",
+            )
         return _Name(scope, entry.inputs[0], (*path, "inputs", 0))
 
     def _add_member(self, scope: _Scope, name: str, member: _Member, path: SourcePath) -> None:
@@ -329,8 +406,10 @@ class _Expander:
             inner = member.scope.members.get(part) if member.scope else None
             if inner is None:
                 options = list(member.scope.members) if member.scope else []
-                self.error(ref.path, f"unknown layer name {ref.text!r}: no {part!r} inside"
-                           f"{suggest(part, options)}")
+                self.error(
+                    ref.path,
+                    f"unknown layer name {ref.text!r}: no {part!r} inside{suggest(part, options)}",
+                )
                 return None
             member = inner
         return member
@@ -355,9 +434,14 @@ class _Expander:
         low, high = op_class.arity
         count = len(layer.inputs)
         if count < low or (high is not None and count > high):
-            expected = f"{low}" if low == high else f"at least {low}" if high is None else f"{low}-{high}"
-            self.error((*layer.source_path, "inputs"), f"layer {layer.name!r}: {layer.op_name} takes "
-                       f"{expected} input{'s' if expected != '1' else ''}, got {count}")
+            expected = (
+                f"{low}" if low == high else f"at least {low}" if high is None else f"{low}-{high}"
+            )
+            self.error(
+                (*layer.source_path, "inputs"),
+                f"layer {layer.name!r}: {layer.op_name} takes "
+                f"{expected} input{'s' if expected != '1' else ''}, got {count}",
+            )
 
     def apply_freeze(self, patterns: list[str]) -> None:
         for index, pattern in enumerate(patterns):
@@ -368,8 +452,10 @@ class _Expander:
                 if any(fnmatch.fnmatchcase(prefix, pattern) for prefix in prefixes):
                     layer.frozen = matched = True
             if not matched:
-                self.error(("freeze", index), f"freeze pattern {pattern!r} matches no layer"
-                           f"{suggest(pattern, self.layers)}")
+                self.error(
+                    ("freeze", index),
+                    f"freeze pattern {pattern!r} matches no layer{suggest(pattern, self.layers)}",
+                )
 
 
 def validate_op(layer: Layer, source: SourceDocument) -> Op:
@@ -379,21 +465,36 @@ def validate_op(layer: Layer, source: SourceDocument) -> Op:
         return op_class.model_validate({**layer.fields, "op": layer.op_name})
     except ValidationError as error:
         fields = [key for key in op_class.model_fields if key != "op"]
-        raise SpecError.collect(validation_diagnostics(
-            error, source, layer.source_path, f"layer {layer.name!r}: {layer.op_name} ",
-            dict.fromkeys(fields))) from error
+        raise SpecError.collect(
+            validation_diagnostics(
+                error,
+                source,
+                layer.source_path,
+                f"layer {layer.name!r}: {layer.op_name} ",
+                dict.fromkeys(fields),
+            )
+        ) from error
 
 
 def _ordered(graph: nx.DiGraph, expander: _Expander) -> list[str]:
     if not nx.is_directed_acyclic_graph(graph):
         cycle = [edge[0] for edge in nx.find_cycle(graph)]
         first = expander.layers[cycle[0]]
-        raise SpecError.collect([expander.source.error(
-            first.source_path, f"cycle between layers: {' -> '.join([*cycle, cycle[0]])}")])
+        raise SpecError.collect(
+            [
+                expander.source.error(
+                    first.source_path, f"cycle between layers: {' -> '.join([*cycle, cycle[0]])}"
+                )
+            ]
+        )
     position = {name: index for index, name in enumerate(graph.nodes)}
     order = nx.lexicographical_topological_sort(graph, key=position.__getitem__)
     return [name for name in order if name != INPUT]
 
 
 def _describe(entry: LayerEntry, scope: _Scope) -> str:
-    return f"layer {scope.prefix + entry.name!r}" if entry.name else f"layer in {scope.prefix or 'layers'!r}"
+    return (
+        f"layer {scope.prefix + entry.name!r}"
+        if entry.name
+        else f"layer in {scope.prefix or 'layers'!r}"
+    )

@@ -46,8 +46,15 @@ def load(spec: str | Path, overrides: Mapping[str, Any] | None = None) -> Spec:
 
 def validate_document(source: SourceDocument) -> SpecDocument:
     if not isinstance(source.data, dict):
-        raise SpecError.collect([source.error((), "a spec is a mapping with keys name, input, "
-                                              "layers (and params, blocks, outputs, freeze)")])
+        raise SpecError.collect(
+            [
+                source.error(
+                    (),
+                    "a spec is a mapping with keys name, input, "
+                    "layers (and params, blocks, outputs, freeze)",
+                )
+            ]
+        )
     try:
         return SpecDocument.model_validate(source.data)
     except ValidationError as error:
@@ -55,14 +62,17 @@ def validate_document(source: SourceDocument) -> SpecDocument:
         raise SpecError.collect(validation_diagnostics(error, source, (), "", fields)) from error
 
 
-def resolve_params(document: SpecDocument, source: SourceDocument,
-                   overrides: Mapping[str, Any]) -> dict[str, Any]:
+def resolve_params(
+    document: SpecDocument, source: SourceDocument, overrides: Mapping[str, Any]
+) -> dict[str, Any]:
     """Evaluate spec-level parameters in order; each may use the ones before it."""
     unknown = [key for key in overrides if key not in document.params]
     if unknown:
         known = ", ".join(document.params) or "none"
-        raise UsageError(f"the spec has no parameter {unknown[0]!r}"
-                         f"{suggest(unknown[0], document.params)}; its parameters: {known}")
+        raise UsageError(
+            f"the spec has no parameter {unknown[0]!r}"
+            f"{suggest(unknown[0], document.params)}; its parameters: {known}"
+        )
     params: dict[str, Any] = {}
     errors: list[Diagnostic] = []
     for key, raw in document.params.items():
@@ -76,8 +86,9 @@ def resolve_params(document: SpecDocument, source: SourceDocument,
             errors.append(source.error(path, f"parameter {key!r}: {error}"))
             continue
         if contains_deferred(value):
-            errors.append(source.error(path, f"parameter {key!r}: in_channels is only known "
-                                       "inside a layer"))
+            errors.append(
+                source.error(path, f"parameter {key!r}: in_channels is only known inside a layer")
+            )
             continue
         params[key] = value
     if errors:

@@ -10,6 +10,9 @@ from archspec.analysis import LayerReport, ReceptiveField, Report
 if TYPE_CHECKING:
     from rich.console import Console
 
+#: Shown in cells with nothing to count (a ReLU has no parameters).
+NOTHING = "-"
+
 HEADERS = ("Layer", "Op", "Output shape", "Params", "MACs", "Receptive field")
 
 
@@ -33,8 +36,13 @@ def to_markdown(report: Report) -> str:
 def print_table(report: Report, console: Console) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{report.name} — input {_shape(report.input_shape)}", title_justify="left",
-                  show_footer=True, header_style="bold", footer_style="bold")
+    table = Table(
+        title=f"{report.name} — input {_shape(report.input_shape)}",
+        title_justify="left",
+        show_footer=True,
+        header_style="bold",
+        footer_style="bold",
+    )
     totals = report.totals
     footers = ("Total", "", "", f"{totals.params:,}", f"{totals.macs:,}", "")
     for header, footer in zip(HEADERS, footers, strict=True):
@@ -52,7 +60,8 @@ def summary_lines(report: Report) -> list[str]:
     lines = [
         f"params: {totals.params:,} (trainable {totals.trainable_params:,}, "
         f"frozen {totals.frozen_params:,})",
-        f"MACs: {totals.macs:,} ({_si(totals.macs)})   FLOPs: {totals.flops:,} ({_si(totals.flops)})",
+        f"MACs: {totals.macs:,} ({_si(totals.macs)})",
+        f"FLOPs: {totals.flops:,} ({_si(totals.flops)})",
         f"activations: {_bytes(totals.activation_bytes)} per sample (float32)",
     ]
     for name in report.outputs:
@@ -63,17 +72,23 @@ def summary_lines(report: Report) -> list[str]:
 
 def _cells(layer: LayerReport, markdown: bool) -> list[str]:
     name = f"`{layer.name}`" if markdown else layer.name
-    params = f"{layer.params:,}" if layer.params else "–"
+    params = f"{layer.params:,}" if layer.params else NOTHING
     if layer.frozen:
         params += " (frozen)"
-    return [name, layer.op_name, _shape(layer.output_shape), params,
-            f"{layer.macs:,}" if layer.macs else "–", describe_field(layer.receptive_field)]
+    return [
+        name,
+        layer.op_name,
+        _shape(layer.output_shape),
+        params,
+        f"{layer.macs:,}" if layer.macs else NOTHING,
+        describe_field(layer.receptive_field),
+    ]
 
 
 def describe_field(field: ReceptiveField | None) -> str:
     """`size / stride`, e.g. `35x35 /8`; `global` once a unit sees the whole input."""
     if field is None:
-        return "–"
+        return NOTHING
     if field.is_global:
         return "global"
     size = _pair(field.size)

@@ -21,13 +21,18 @@ def build_schema() -> dict[str, Any]:
     """The document schema, with the loose op entry replaced by one precise variant per op."""
     schema = SpecDocument.model_json_schema()
     definitions: dict[str, Any] = schema["$defs"]
-    common = {key: value for key, value in definitions["OpLayer"]["properties"].items() if key != "op"}
+    common = {
+        key: value for key, value in definitions["OpLayer"]["properties"].items() if key != "op"
+    }
     variants = []
     for name in sorted(OPS):
         op_schema = OPS[name].model_json_schema()
         definitions.update(op_schema.pop("$defs", {}))
-        fields = {key: _or_expression(value) for key, value in op_schema["properties"].items()
-                  if key != "op"}
+        fields = {
+            key: _or_expression(value)
+            for key, value in op_schema["properties"].items()
+            if key != "op"
+        }
         definitions[f"op_{name}"] = {
             "type": "object",
             "title": name,
@@ -42,7 +47,9 @@ def build_schema() -> dict[str, Any]:
 
 
 def _or_expression(field: dict[str, Any]) -> dict[str, Any]:
-    outer = {key: field.pop(key) for key in ("title", "description", "default") if key in field}
+    outer: dict[str, Any] = {
+        key: field.pop(key) for key in ("title", "description", "default") if key in field
+    }
     return {**outer, "anyOf": [field, EXPRESSION]}
 
 

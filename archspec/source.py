@@ -82,7 +82,9 @@ def parse_yaml(text: str, file: str = "<spec>") -> SourceDocument:
         problem = error.problem or error.context or "invalid YAML"
         raise SpecError.collect([Diagnostic(f"YAML syntax: {problem}", where)]) from error
     except yaml.YAMLError as error:
-        raise SpecError.collect([Diagnostic(f"YAML syntax: {error}", Position(file, 1, 1))]) from error
+        raise SpecError.collect(
+            [Diagnostic(f"YAML syntax: {error}", Position(file, 1, 1))]
+        ) from error
     document = SourceDocument(file, text, None)
     if root is None:
         raise SpecError.collect([Diagnostic("the spec is empty", Position(file, 1, 1))])
@@ -112,8 +114,11 @@ class _Builder:
     def build(self, node: yaml.Node, path: SourcePath) -> Any:
         self.nodes += 1
         if self.nodes > MAX_NODES:
-            raise self.fail(node, f"the spec expands to more than {MAX_NODES} YAML nodes "
-                            "(are aliases nested to multiply it?)")
+            raise self.fail(
+                node,
+                f"the spec expands to more than {MAX_NODES} YAML nodes "
+                "(are aliases nested to multiply it?)",
+            )
         if len(path) > MAX_DEPTH:
             raise self.fail(node, f"the spec nests deeper than {MAX_DEPTH} levels")
         self.document.values.setdefault(path, self.where(node))
@@ -122,8 +127,11 @@ class _Builder:
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
         if node.tag not in _SCALAR_TAGS:
-            raise self.fail(node, f"YAML tag {node.tag.replace(_YAML, '!!')!r} is not allowed in "
-                            "a spec (only plain strings, numbers, booleans and null)")
+            raise self.fail(
+                node,
+                f"YAML tag {node.tag.replace(_YAML, '!!')!r} is not allowed in "
+                "a spec (only plain strings, numbers, booleans and null)",
+            )
         return self.loader.construct_object(node)
 
     def build_mapping(self, node: yaml.MappingNode, path: SourcePath) -> dict[str, Any]:
@@ -138,7 +146,9 @@ class _Builder:
             key = str(self.loader.construct_object(key_node))
             if key in result:
                 first = self.document.keys[(*path, key)]
-                raise self.fail(key_node, f"duplicate key {key!r} (first given at line {first.line})")
+                raise self.fail(
+                    key_node, f"duplicate key {key!r} (first given at line {first.line})"
+                )
             self.document.keys[(*path, key)] = self.where(key_node)
             result[key] = self.build(value_node, (*path, key))
         return {**{k: v for k, v in merged.items() if k not in result}, **result}

@@ -38,16 +38,21 @@ class LayerBase(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Name | None = Field(None, description="unnamed layers are numbered 0, 1, 2 ... in their group")
+    name: Name | None = Field(
+        None, description="unnamed layers are numbered 0, 1, 2 ... in their group"
+    )
     inputs: InputNames | None = Field(
-        None, description="layers (or `input`) this one reads; default: the previous layer")
+        None, description="layers (or `input`) this one reads; default: the previous layer"
+    )
     when: bool | str | None = Field(
-        None, description="condition over parameters; when false the layer is left out and "
-        "whatever named it reads its input instead")
+        None,
+        description="condition over parameters; when false the layer is left out and "
+        "whatever named it reads its input instead",
+    )
 
 
 class OpLayer(LayerBase):
-    """One op; its own fields (out_channels, kernel, ...) are checked once expressions are evaluated."""
+    """One op; its own fields (out_channels, kernel, ...) are checked after expressions run."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -59,7 +64,8 @@ class GroupLayer(LayerBase):
 
     layers: list[LayerEntry] = Field(min_length=1)
     repeat: IntOrExpression | None = Field(
-        None, description="copies of the group, named .0, .1, ...; unnamed: spliced into the parent")
+        None, description="copies of the group, named .0, .1, ...; unnamed: spliced into the parent"
+    )
 
 
 class BlockLayer(LayerBase):
@@ -68,9 +74,11 @@ class BlockLayer(LayerBase):
     block: Name
     args: dict[Name, Value] = Field(default_factory=dict)
     first: dict[Name, Value] = Field(
-        default_factory=dict, description="arguments that differ for the first repeated instance")
+        default_factory=dict, description="arguments that differ for the first repeated instance"
+    )
     repeat: IntOrExpression | None = Field(
-        None, description="instances, named .0, .1, ...; unnamed: spliced into the parent")
+        None, description="instances, named .0, .1, ...; unnamed: spliced into the parent"
+    )
 
 
 def _layer_kind(value: Any) -> str | None:
@@ -104,7 +112,8 @@ class BlockDefinition(BaseModel):
 
     description: str = ""
     params: dict[Name, Value | None] = Field(
-        default_factory=dict, description="parameters and their defaults; null means required")
+        default_factory=dict, description="parameters and their defaults; null means required"
+    )
     layers: list[LayerEntry] = Field(min_length=1)
 
 
@@ -116,21 +125,28 @@ class SpecDocument(BaseModel):
     name: Name
     description: str = ""
     input: list[Annotated[int, Field(ge=1, le=MAX_DIM)]] = Field(
-        min_length=1, max_length=3, description="input shape without the batch: [C, H, W] or [F]")
+        min_length=1, max_length=3, description="input shape without the batch: [C, H, W] or [F]"
+    )
     params: dict[Name, Value] = Field(default_factory=dict)
     blocks: dict[Name, BlockDefinition] = Field(default_factory=dict)
     layers: list[LayerEntry] = Field(min_length=1)
     outputs: InputNames | None = Field(None, description="layers whose outputs the network returns")
     freeze: InputNames = Field(
-        default_factory=list, description="dotted-name patterns (layer1, layer1.*) of frozen layers")
+        default_factory=list, description="dotted-name patterns (layer1, layer1.*) of frozen layers"
+    )
 
 
-def validation_diagnostics(error: ValidationError, source: SourceDocument, base: SourcePath = (),
-                           context: str = "", fields: dict[str, Any] | None = None) -> list[Diagnostic]:
+def validation_diagnostics(
+    error: ValidationError,
+    source: SourceDocument,
+    base: SourcePath = (),
+    context: str = "",
+    fields: dict[str, Any] | None = None,
+) -> list[Diagnostic]:
     """Translate pydantic errors into positioned diagnostics, one per distinct place."""
     data = source.data
-    for key in base:
-        data = data[key]
+    for part in base:
+        data = data[part]
     merged: dict[tuple[SourcePath, str], list[str]] = {}
     for item in error.errors(include_url=False):
         path, missing = _real_path(data, item["loc"], item["type"])
@@ -155,7 +171,9 @@ def validation_diagnostics(error: ValidationError, source: SourceDocument, base:
     diagnostics = []
     for (path, kind), messages in merged.items():
         where = source.key_position(path) if kind == "key" else source.position(path)
-        diagnostics.append(Diagnostic(" or ".join(messages) if len(messages) < 3 else messages[0], where))
+        diagnostics.append(
+            Diagnostic(" or ".join(messages) if len(messages) < 3 else messages[0], where)
+        )
     return diagnostics
 
 
@@ -165,10 +183,9 @@ def _real_path(data: Any, loc: tuple[int | str, ...], kind: str) -> tuple[Source
     node = data
     for position, part in enumerate(loc):
         last = position == len(loc) - 1
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-            path.append(part)
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        in_mapping = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_mapping or in_list:
             node = node[part]
             path.append(part)
         elif last and kind == "missing" and isinstance(part, str):

@@ -43,7 +43,8 @@ class _Walk:
         self.shapes: dict[str, Shape] = {INPUT: input_shape}
         spatial = len(input_shape) == 3
         self.fields: dict[str, ReceptiveField | None] = {
-            INPUT: ReceptiveField.of_input() if spatial else None}
+            INPUT: ReceptiveField.of_input() if spatial else None
+        }
         self.layers: list[LayerReport] = []
         self.errors: list[Diagnostic] = []
         self.warnings: list[Diagnostic] = []
@@ -51,8 +52,13 @@ class _Walk:
     def note(self, layer: Layer, message: str, severity: str = "warning") -> None:
         position = self.spec.source.position(layer.source_path)
         target = self.warnings if severity == "warning" else self.errors
-        target.append(Diagnostic(f"layer {layer.name!r}: {message}", position,
-                                 "warning" if severity == "warning" else "error"))
+        target.append(
+            Diagnostic(
+                f"layer {layer.name!r}: {message}",
+                position,
+                "warning" if severity == "warning" else "error",
+            )
+        )
 
     def visit(self, layer: Layer) -> None:
         if any(name not in self.shapes for name in layer.inputs):
@@ -73,18 +79,20 @@ class _Walk:
         for message in op.warnings(inputs):
             self.note(layer, message)
         params = op.param_count(inputs)
-        self.layers.append(LayerReport(
-            name=layer.name,
-            op=op,
-            inputs=layer.inputs,
-            output_shape=output,
-            params=params,
-            trainable_params=0 if layer.frozen else params,
-            macs=op.macs(inputs, output),
-            flops=op.flops(inputs, output),
-            activation_bytes=numel(output) * BYTES_PER_ELEMENT,
-            receptive_field=self._receptive_field(layer, op, inputs),
-        ))
+        self.layers.append(
+            LayerReport(
+                name=layer.name,
+                op=op,
+                inputs=layer.inputs,
+                output_shape=output,
+                params=params,
+                trainable_params=0 if layer.frozen else params,
+                macs=op.macs(inputs, output),
+                flops=op.flops(inputs, output),
+                activation_bytes=numel(output) * BYTES_PER_ELEMENT,
+                receptive_field=self._receptive_field(layer, op, inputs),
+            )
+        )
 
     def _materialize(self, layer: Layer, inputs: list[Shape]) -> Op | None:
         """The layer's op, evaluating fields that read in_channels now that it is known."""
@@ -127,8 +135,14 @@ class _Walk:
             activation_bytes=sum(layer.activation_bytes for layer in self.layers),
         )
         self._structural_warnings(totals)
-        return Report(self.spec.name, self.input_shape, tuple(self.layers),
-                      self.spec.graph.outputs, totals, tuple(self.warnings))
+        return Report(
+            self.spec.name,
+            self.input_shape,
+            tuple(self.layers),
+            self.spec.graph.outputs,
+            totals,
+            tuple(self.warnings),
+        )
 
     def _structural_warnings(self, totals: Totals) -> None:
         graph = self.spec.graph
@@ -136,7 +150,10 @@ class _Walk:
             layer = graph.layer(report.name)
             if totals.params and report.params > DOMINANT_SHARE * totals.params:
                 share = report.params / totals.params
-                self.note(layer, f"holds {share:.0%} of all parameters ({report.params:,} of "
-                          f"{totals.params:,}); a global pooling before the head would shrink it")
+                self.note(
+                    layer,
+                    f"holds {share:.0%} of all parameters ({report.params:,} of "
+                    f"{totals.params:,}); a global pooling before the head would shrink it",
+                )
             if graph.graph.out_degree(report.name) == 0 and report.name not in graph.outputs:
                 self.note(layer, "its output is never used (not read by a layer, not an output)")

@@ -46,8 +46,11 @@ class ReceptiveField:
     @classmethod
     def whole(cls, spatial: Pair) -> ReceptiveField:
         height, width = spatial
-        return cls(Axis(height, height, (height - 1) / 2), Axis(width, width, (width - 1) / 2),
-                   is_global=True)
+        return cls(
+            Axis(height, height, (height - 1) / 2),
+            Axis(width, width, (width - 1) / 2),
+            is_global=True,
+        )
 
     @property
     def size(self) -> Pair:
@@ -67,8 +70,12 @@ class ReceptiveField:
         if window == GLOBAL:
             return ReceptiveField.whole(input_spatial)
         return ReceptiveField(
-            self.height.step(window.kernel[0], window.stride[0], window.padding[0], window.dilation[0]),
-            self.width.step(window.kernel[1], window.stride[1], window.padding[1], window.dilation[1]),
+            self.height.step(
+                window.kernel[0], window.stride[0], window.padding[0], window.dilation[0]
+            ),
+            self.width.step(
+                window.kernel[1], window.stride[1], window.padding[1], window.dilation[1]
+            ),
             aligned=self.aligned,
         )
 
@@ -81,7 +88,12 @@ def merge(fields: Sequence[ReceptiveField]) -> ReceptiveField:
     width = max((field.width for field in fields), key=lambda axis: axis.size)
     aligned = all(field.aligned for field in fields) and all(
         (field.height.jump, field.height.start, field.width.jump, field.width.start)
-        == (fields[0].height.jump, fields[0].height.start, fields[0].width.jump, fields[0].width.start)
+        == (
+            fields[0].height.jump,
+            fields[0].height.start,
+            fields[0].width.jump,
+            fields[0].width.start,
+        )
         for field in fields
     )
     return ReceptiveField(height, width, aligned=aligned)

@@ -126,8 +126,10 @@ class Softmax(Activation):
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:
         (shape,) = inputs
         if self.dim > len(shape):
-            raise ShapeError(f"softmax dim {self.dim} does not exist in an input of rank "
-                             f"{len(shape) + 1} (batch included)")
+            raise ShapeError(
+                f"softmax dim {self.dim} does not exist in an input of rank "
+                f"{len(shape) + 1} (batch included)"
+            )
         return shape
 
     def torch_arguments(self) -> dict[str, object]:

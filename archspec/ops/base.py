@@ -32,16 +32,13 @@ def _to_pair(value: Any) -> Any:
     return value
 
 
-def pair_field(minimum: int) -> Any:
-    return Annotated[
-        tuple[Annotated[int, Field(ge=minimum, le=MAX_DIM)], Annotated[int, Field(ge=minimum, le=MAX_DIM)]],
-        BeforeValidator(_to_pair, json_schema_input_type=int | tuple[int, int]),
-    ]
-
-
-PositivePair = pair_field(1)
-NonNegativePair = pair_field(0)
 Channels = Annotated[int, Field(ge=1, le=MAX_DIM)]
+_PairInput = BeforeValidator(_to_pair, json_schema_input_type=int | tuple[int, int])
+PositivePair = Annotated[tuple[Channels, Channels], _PairInput]
+NonNegativePair = Annotated[
+    tuple[Annotated[int, Field(ge=0, le=MAX_DIM)], Annotated[int, Field(ge=0, le=MAX_DIM)]],
+    _PairInput,
+]
 
 
 @dataclass(frozen=True)
@@ -116,8 +113,9 @@ def numel(shape: Shape) -> int:
     return math.prod(shape)
 
 
-def sliding_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int,
-                        ceil_mode: bool = False) -> int:
+def sliding_output_size(
+    size: int, kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool = False
+) -> int:
     """torch's rule for convolution and pooling: floor((H + 2p - d(k-1) - 1) / s) + 1."""
     span = size + 2 * padding - dilation * (kernel - 1) - 1
     if span < 0:
@@ -131,16 +129,26 @@ def sliding_output_size(size: int, kernel: int, stride: int, padding: int, dilat
     return out
 
 
-def sliding_output(op: Op, spatial: Pair, kernel: Pair, stride: Pair, padding: Pair,
-                   dilation: Pair, ceil_mode: bool = False) -> Pair:
+def sliding_output(
+    op: Op,
+    spatial: Pair,
+    kernel: Pair,
+    stride: Pair,
+    padding: Pair,
+    dilation: Pair,
+    ceil_mode: bool = False,
+) -> Pair:
     """Output (H', W') of a sliding window, with errors that name the axis and the values."""
     sizes = []
-    for axis, size, k, s, p, d in zip("HW", spatial, kernel, stride, padding, dilation, strict=True):
+    for axis, size, k, s, p, d in zip(
+        "HW", spatial, kernel, stride, padding, dilation, strict=True
+    ):
         effective = d * (k - 1) + 1
         if effective > size + 2 * p:
             raise ShapeError(
                 f"{op.op} kernel {k} (dilated to {effective}) is larger than the padded input "
-                f"along {axis} ({size} + 2*{p} = {size + 2 * p})")
+                f"along {axis} ({size} + 2*{p} = {size + 2 * p})"
+            )
         out = sliding_output_size(size, k, s, p, d, ceil_mode)
         if out <= 0:
             raise ShapeError(f"{op.op} output size along {axis} is {out} (input {size})")
@@ -148,11 +156,14 @@ def sliding_output(op: Op, spatial: Pair, kernel: Pair, stride: Pair, padding: P
     return sizes[0], sizes[1]
 
 
-def dropped_edges(spatial: Pair, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair) -> str | None:
+def dropped_edges(
+    spatial: Pair, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair
+) -> str | None:
     """Say which rows and columns a floor-mode sliding window never reads, if any."""
     parts = []
-    for axis, size, k, s, p, d in zip(("rows", "columns"), spatial, kernel, stride, padding,
-                                      dilation, strict=True):
+    for axis, size, k, s, p, d in zip(
+        ("rows", "columns"), spatial, kernel, stride, padding, dilation, strict=True
+    ):
         # the windows cover (out - 1) * s + d(k-1) + 1 of the padded size; the rest is never read
         unread = (size + 2 * p - d * (k - 1) - 1) % s - p
         # a window narrower than its stride subsamples on purpose (ResNet's 1x1/2 shortcut)

@@ -45,12 +45,14 @@ class Conv2d(Op):
         if self.padding == "same" and self.stride != (1, 1):
             raise ValueError("padding 'same' needs stride 1 (torch's rule)")
         if self.out_channels % self.groups:
-            raise ValueError(f"groups (={self.groups}) must divide out_channels (={self.out_channels})")
+            raise ValueError(
+                f"groups (={self.groups}) must divide out_channels (={self.out_channels})"
+            )
         return self
 
     @property
     def leading_padding(self) -> Pair:
-        """Top and left padding; 'same' puts the odd pixel at the bottom and right, as torch does."""
+        """Top and left padding; 'same' puts the odd pixel at the bottom and right, like torch."""
         if self.padding == "valid":
             return (0, 0)
         if self.padding == "same":
@@ -63,12 +65,19 @@ class Conv2d(Op):
         expect_rank(self, shape, 3, "(C, H, W)")
         in_channels = shape[0]
         if in_channels % self.groups:
-            raise ShapeError(f"conv2d expects groups (={self.groups}) to divide "
-                             f"in_channels (={in_channels})")
+            raise ShapeError(
+                f"conv2d expects groups (={self.groups}) to divide in_channels (={in_channels})"
+            )
         if self.padding == "same":
             return (self.out_channels, shape[1], shape[2])
-        spatial = sliding_output(self, (shape[1], shape[2]), self.kernel, self.stride,
-                                 self.leading_padding, self.dilation)
+        spatial = sliding_output(
+            self,
+            (shape[1], shape[2]),
+            self.kernel,
+            self.stride,
+            self.leading_padding,
+            self.dilation,
+        )
         return (self.out_channels, *spatial)
 
     def param_count(self, inputs: Sequence[Shape]) -> int:
@@ -90,12 +99,22 @@ class Conv2d(Op):
         if self.padding == "same":
             return []
         spatial = (inputs[0][1], inputs[0][2])
-        dropped = dropped_edges(spatial, self.kernel, self.stride, self.leading_padding, self.dilation)
+        dropped = dropped_edges(
+            spatial, self.kernel, self.stride, self.leading_padding, self.dilation
+        )
         return [dropped] if dropped else []
 
     def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module:
         from torch import nn
 
         padding: str | Pair = self.padding
-        return nn.Conv2d(inputs[0][0], self.out_channels, self.kernel, self.stride, padding,
-                         self.dilation, self.groups, self.bias)
+        return nn.Conv2d(
+            inputs[0][0],
+            self.out_channels,
+            self.kernel,
+            self.stride,
+            padding,
+            self.dilation,
+            self.groups,
+            self.bias,
+        )

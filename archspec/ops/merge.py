@@ -24,14 +24,20 @@ class Add(Op):
         first = inputs[0]
         for index, shape in enumerate(inputs[1:], start=1):
             if len(shape) != len(first):
-                raise ShapeError(f"add expects inputs of one shape, got {format_shape(first)} and "
-                                 f"{format_shape(shape)} (input {index})")
+                raise ShapeError(
+                    f"add expects inputs of one shape, got {format_shape(first)} and "
+                    f"{format_shape(shape)} (input {index})"
+                )
             if shape[0] != first[0]:
-                raise ShapeError(f"add expects equal channels, got {first[0]} and {shape[0]} "
-                                 f"(input {index}); a 1x1 conv on the shortcut can match them")
+                raise ShapeError(
+                    f"add expects equal channels, got {first[0]} and {shape[0]} "
+                    f"(input {index}); a 1x1 conv on the shortcut can match them"
+                )
             if shape != first:
-                raise ShapeError(f"add expects inputs of one shape, got {format_shape(first)} and "
-                                 f"{format_shape(shape)} (input {index}); strides differ on the paths")
+                raise ShapeError(
+                    f"add expects inputs of one shape, got {format_shape(first)} and "
+                    f"{format_shape(shape)} (input {index}); strides differ on the paths"
+                )
         return first
 
     def flops(self, inputs: Sequence[Shape], output: Shape) -> int:
@@ -53,15 +59,19 @@ class Concat(Op):
         first = inputs[0]
         axis = self.dim - 1
         if axis >= len(first):
-            raise ShapeError(f"concat dim {self.dim} does not exist in an input of rank "
-                             f"{len(first) + 1} (batch included)")
+            raise ShapeError(
+                f"concat dim {self.dim} does not exist in an input of rank "
+                f"{len(first) + 1} (batch included)"
+            )
         for index, shape in enumerate(inputs[1:], start=1):
             if len(shape) != len(first) or any(
                 a != b for i, (a, b) in enumerate(zip(shape, first, strict=True)) if i != axis
             ):
-                raise ShapeError(f"concat along dim {self.dim} expects the other dimensions to "
-                                 f"agree, got {format_shape(first)} and {format_shape(shape)} "
-                                 f"(input {index})")
+                raise ShapeError(
+                    f"concat along dim {self.dim} expects the other dimensions to "
+                    f"agree, got {format_shape(first)} and {format_shape(shape)} "
+                    f"(input {index})"
+                )
         return (*first[:axis], sum(shape[axis] for shape in inputs), *first[axis + 1 :])
 
     def to_torch(self, inputs: Sequence[Shape]) -> TorchCall:

@@ -40,13 +40,14 @@ class BatchNorm2d(Op):
     def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module:
         from torch import nn
 
-        return nn.BatchNorm2d(inputs[0][0], self.eps, self.momentum, self.affine,
-                              self.track_running_stats)
+        return nn.BatchNorm2d(
+            inputs[0][0], self.eps, self.momentum, self.affine, self.track_running_stats
+        )
 
 
 @register
 class LocalResponseNorm(Op):
-    """`nn.LocalResponseNorm`: (C, H, W) -> (C, H, W), normalised over `size` neighbouring channels."""
+    """`nn.LocalResponseNorm`: (C, H, W) -> (C, H, W), normalised over `size` channels."""
 
     op: Literal["local_response_norm"] = "local_response_norm"
     size: Channels

@@ -46,15 +46,24 @@ class SlidingPool(Op):
     def _check_padding(self) -> SlidingPool:
         for k, p, d in zip(self.kernel, self.padding, self.effective_dilation, strict=True):
             if 2 * p > d * (k - 1) + 1:
-                raise ValueError(f"padding (={p}) must be at most half the kernel "
-                                 f"(={d * (k - 1) + 1}) (torch's rule)")
+                raise ValueError(
+                    f"padding (={p}) must be at most half the kernel "
+                    f"(={d * (k - 1) + 1}) (torch's rule)"
+                )
         return self
 
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:
         (shape,) = inputs
         expect_rank(self, shape, 3, "(C, H, W)")
-        spatial = sliding_output(self, (shape[1], shape[2]), self.kernel, self.effective_stride,
-                                 self.padding, self.effective_dilation, self.ceil_mode)
+        spatial = sliding_output(
+            self,
+            (shape[1], shape[2]),
+            self.kernel,
+            self.effective_stride,
+            self.padding,
+            self.effective_dilation,
+            self.ceil_mode,
+        )
         return (shape[0], *spatial)
 
     def flops(self, inputs: Sequence[Shape], output: Shape) -> int:
@@ -68,8 +77,9 @@ class SlidingPool(Op):
         if self.ceil_mode:
             return []
         spatial = (inputs[0][1], inputs[0][2])
-        dropped = dropped_edges(spatial, self.kernel, self.effective_stride, self.padding,
-                                self.effective_dilation)
+        dropped = dropped_edges(
+            spatial, self.kernel, self.effective_stride, self.padding, self.effective_dilation
+        )
         return [dropped] if dropped else []
 
 
@@ -87,8 +97,13 @@ class MaxPool2d(SlidingPool):
     def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module:
         from torch import nn
 
-        return nn.MaxPool2d(self.kernel, self.effective_stride, self.padding, self.dilation,
-                            ceil_mode=self.ceil_mode)
+        return nn.MaxPool2d(
+            self.kernel,
+            self.effective_stride,
+            self.padding,
+            self.dilation,
+            ceil_mode=self.ceil_mode,
+        )
 
 
 @register
@@ -101,8 +116,9 @@ class AvgPool2d(SlidingPool):
     def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module:
         from torch import nn
 
-        return nn.AvgPool2d(self.kernel, self.effective_stride, self.padding, self.ceil_mode,
-                            self.count_include_pad)
+        return nn.AvgPool2d(
+            self.kernel, self.effective_stride, self.padding, self.ceil_mode, self.count_include_pad
+        )
 
 
 @register
@@ -119,8 +135,10 @@ class AdaptiveAvgPool2d(Op):
 
     def window_sizes(self, spatial: Pair) -> tuple[list[int], list[int]]:
         """Per axis, torch's window i spans [floor(i*H/o), ceil((i+1)*H/o)); their lengths."""
-        axes = [[-(-(i + 1) * size // out) - i * size // out for i in range(out)]
-                for size, out in zip(spatial, self.output_size, strict=True)]
+        axes = [
+            [-(-(i + 1) * size // out) - i * size // out for i in range(out)]
+            for size, out in zip(spatial, self.output_size, strict=True)
+        ]
         return axes[0], axes[1]
 
     def flops(self, inputs: Sequence[Shape], output: Shape) -> int:
@@ -135,16 +153,21 @@ class AdaptiveAvgPool2d(Op):
         heights, widths = self.window_sizes(spatial)
         # windows of unequal length (sizes that do not divide) are bounded by the largest one
         kernel = (max(heights), max(widths))
-        stride = (max(1, spatial[0] // self.output_size[0]), max(1, spatial[1] // self.output_size[1]))
+        stride = (
+            max(1, spatial[0] // self.output_size[0]),
+            max(1, spatial[1] // self.output_size[1]),
+        )
         return Window(kernel, stride)
 
     def warnings(self, inputs: Sequence[Shape]) -> list[str]:
         spatial = (inputs[0][1], inputs[0][2])
         if all(size % out == 0 for size, out in zip(spatial, self.output_size, strict=True)):
             return []
-        return [f"adaptive pooling from {spatial[0]}x{spatial[1]} to "
-                f"{self.output_size[0]}x{self.output_size[1]} uses overlapping windows of unequal "
-                "size; its receptive field is an upper bound"]
+        return [
+            f"adaptive pooling from {spatial[0]}x{spatial[1]} to "
+            f"{self.output_size[0]}x{self.output_size[1]} uses overlapping windows of unequal "
+            "size; its receptive field is an upper bound"
+        ]
 
     def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module:
         from torch import nn

@@ -7,12 +7,12 @@ from typing import TypeVar
 from archspec.errors import suggest
 from archspec.ops.base import Op
 
-OpClass = TypeVar("OpClass", bound=type[Op])
+OpType = TypeVar("OpType", bound=Op)
 
 OPS: dict[str, type[Op]] = {}
 
 
-def register(cls: OpClass) -> OpClass:
+def register(cls: type[OpType]) -> type[OpType]:
     """Class decorator: make an op available to specs under the default value of its `op` field."""
     name = cls.model_fields["op"].default
     if not isinstance(name, str):
@@ -24,9 +24,10 @@ def register(cls: OpClass) -> OpClass:
 
 
 def lookup(name: str) -> type[Op]:
-    """The class of op `name`; raises KeyError with a message that lists the ops and suggests one."""
+    """The class of op `name`; the KeyError lists the ops and suggests the closest."""
     try:
         return OPS[name]
     except KeyError:
-        raise KeyError(f"unknown op {name!r}{suggest(name, OPS)}; "
-                       f"known ops: {', '.join(sorted(OPS))}") from None
+        raise KeyError(
+            f"unknown op {name!r}{suggest(name, OPS)}; known ops: {', '.join(sorted(OPS))}"
+        ) from None

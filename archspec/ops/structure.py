@@ -26,8 +26,10 @@ class Flatten(Op):
         (shape,) = inputs
         keep = self.start_dim - 1
         if keep >= len(shape):
-            raise ShapeError(f"flatten start_dim {self.start_dim} does not exist in an input of "
-                             f"rank {len(shape) + 1} (batch included)")
+            raise ShapeError(
+                f"flatten start_dim {self.start_dim} does not exist in an input of "
+                f"rank {len(shape) + 1} (batch included)"
+            )
         return (*shape[:keep], numel(shape[keep:]))
 
     def window(self, inputs: Sequence[Shape]) -> Window | Literal["global"]:
