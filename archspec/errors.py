@@ -62,7 +62,9 @@ class SpecError(ArchspecError):
     @classmethod
     def collect(cls, diagnostics: Sequence[Diagnostic]) -> SpecError:
         count = len(diagnostics)
-        return cls(f"{count} error{'s' if count != 1 else ''} in spec", diagnostics)
+        return cls(
+            f"{count} error{'s' if count != 1 else ''} in spec", sorted(diagnostics, key=_place)
+        )
 
 
 class ShapeError(ArchspecError):
@@ -81,3 +83,8 @@ def suggest(name: str, candidates: Iterable[str]) -> str:
     """Return ` (did you mean 'x'?)` for the closest candidate, or an empty string."""
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _place(diagnostic: Diagnostic) -> tuple[str, int, int]:
+    where = diagnostic.position
+    return (where.file, where.line, where.column) if where else ("", 0, 0)

@@ -233,7 +233,7 @@ class _Expander:
                 return _Node(full_name)
         if not any(contains_deferred(value) for value in layer.fields.values()):
             try:
-                layer.op = validate_op(layer, self.source)
+                layer.op = validate_op(layer, self.source, scope.env)
             except SpecError as error:
                 self.errors.extend(error.diagnostics)
         return _Node(full_name)
@@ -458,20 +458,23 @@ class _Expander:
                 )
 
 
-def validate_op(layer: Layer, source: SourceDocument) -> Op:
+def validate_op(layer: Layer, source: SourceDocument, env: Mapping[str, Any]) -> Op:
     """Check a layer's evaluated fields against its op's model."""
     op_class = OPS[layer.op_name]
+
+    def hint(value: Any) -> str:
+        if isinstance(value, str) and value.isidentifier():
+            return f"; {value!r} is not a parameter{suggest(value, env)}"
+        return ""
+
     try:
         return op_class.model_validate({**layer.fields, "op": layer.op_name})
     except ValidationError as error:
         fields = [key for key in op_class.model_fields if key != "op"]
+        context = f"layer {layer.name!r}: {layer.op_name} "
         raise SpecError.collect(
             validation_diagnostics(
-                error,
-                source,
-                layer.source_path,
-                f"layer {layer.name!r}: {layer.op_name} ",
-                dict.fromkeys(fields),
+                error, source, layer.source_path, context, dict.fromkeys(fields), hint
             )
         ) from error
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from pydantic import (
@@ -142,8 +143,13 @@ def validation_diagnostics(
     base: SourcePath = (),
     context: str = "",
     fields: dict[str, Any] | None = None,
+    hint: Callable[[Any], str] | None = None,
 ) -> list[Diagnostic]:
-    """Translate pydantic errors into positioned diagnostics, one per distinct place."""
+    """Translate pydantic errors into positioned diagnostics, one per distinct place.
+
+    Under a layer (`base` set), the alternatives pydantic tries for one field (an int, a pair,
+    a word) are joined into one diagnostic at that field.
+    """
     data = source.data
     for part in base:
         data = data[part]
@@ -152,28 +158,33 @@ def validation_diagnostics(
         path, missing = _real_path(data, item["loc"], item["type"])
         field = ".".join(str(part) for part in (*path, *([missing] if missing else [])))
         label = f"{context}field {field!r}: " if field else context
+        kind = "value"
         if item["type"] == "extra_forbidden":
             known = list(fields) if fields is not None else []
             message = f"{label}unknown field{suggest(str(path[-1]), known)}"
             if known:
                 message += f"; expected one of {', '.join(known)}"
-            key = ((*base, *path), "key")
+            kind = "key"
         elif item["type"] == "missing":
             message = f"{label}required field is missing"
-            key = ((*base, *path), "value")
+        elif item["type"] == "value_error":
+            message = f"{label}{item['ctx']['error']}"
         else:
             got = f", got {item['input']!r}" if item["type"] != "layer_kind" else ""
             message = f"{label}{item['msg'][0].lower()}{item['msg'][1:]}{got}"
-            key = ((*base, *path), "value")
-        merged.setdefault(key, [])
-        if message not in merged[key]:
-            merged[key].append(message)
+            if hint is not None and item["type"] != "literal_error":
+                message += hint(item["input"])
+        place = path[:1] if base and kind == "value" else path
+        messages = merged.setdefault(((*base, *place), kind), [])
+        if message not in messages:
+            messages.append(message)
     diagnostics = []
     for (path, kind), messages in merged.items():
         where = source.key_position(path) if kind == "key" else source.position(path)
-        diagnostics.append(
-            Diagnostic(" or ".join(messages) if len(messages) < 3 else messages[0], where)
-        )
+        # the deepest alternative is usually the precise one; two are enough to show the choice
+        first, *others = sorted(messages, key=lambda text: -text.count("."))[:2]
+        alternatives = [text.removeprefix(context) for text in others]
+        diagnostics.append(Diagnostic(" or ".join([first, *alternatives]), where))
     return diagnostics
 
 

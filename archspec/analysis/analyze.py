@@ -106,7 +106,7 @@ class _Walk:
             return None
         resolved = Layer(layer.name, layer.op_name, fields, layer.source_path)
         try:
-            return validate_op(resolved, self.spec.source)
+            return validate_op(resolved, self.spec.source, late)
         except SpecError as error:
             self.errors.extend(error.diagnostics)
             return None
