@@ -79,6 +79,7 @@ class _Name(_Ref):
     scope: _Scope
     text: str
     path: SourcePath
+    reader: str  # who reads it, for messages: "layer 'add'" or "outputs"
 
 
 @dataclass(eq=False)
@@ -109,7 +110,7 @@ def build_graph(
     expander.expand_sequence(document.layers, ("layers",), top)
     graph = expander.link()
     output_refs = [
-        _Name(top, name, ("outputs", i)) for i, name in enumerate(document.outputs or [])
+        _Name(top, name, ("outputs", i), "outputs") for i, name in enumerate(document.outputs or [])
     ]
     outputs = (
         [expander.resolve(ref) for ref in output_refs]
@@ -213,7 +214,8 @@ class _Expander:
         self.layers[full_name] = layer
         if entry.inputs is not None:
             self.pending[full_name] = [
-                _Name(scope, text, (*path, "inputs", i)) for i, text in enumerate(entry.inputs)
+                _Name(scope, text, (*path, "inputs", i), f"layer {full_name!r}")
+                for i, text in enumerate(entry.inputs)
             ]
         else:
             self.pending[full_name] = [input_ref]
@@ -354,7 +356,7 @@ class _Expander:
     def _entry_input(self, entry: LayerEntry, path: SourcePath, scope: _Scope) -> _Ref:
         if entry.inputs is None or isinstance(entry, OpLayer):
             if isinstance(entry, OpLayer) and entry.inputs:
-                return _Name(scope, entry.inputs[0], (*path, "inputs", 0))
+                return _Name(scope, entry.inputs[0], (*path, "inputs", 0), _describe(entry, scope))
             return scope.last
         if len(entry.inputs) != 1:
             self.error(
@@ -362,7 +364,7 @@ class _Expander:
                 f"{_describe(entry, scope)}: a group or block reads one "
                 f"input, got {len(entry.inputs)}",
             )
-        return _Name(scope, entry.inputs[0], (*path, "inputs", 0))
+        return _Name(scope, entry.inputs[0], (*path, "inputs", 0), _describe(entry, scope))
 
     def _add_member(self, scope: _Scope, name: str, member: _Member, path: SourcePath) -> None:
         if name == INPUT:
@@ -379,7 +381,9 @@ class _Expander:
             return ref.name
         assert isinstance(ref, _Name)
         if id(ref) in seen:
-            self.error(ref.path, f"{ref.text!r} refers to itself through left-out layers")
+            self.error(
+                ref.path, f"{ref.reader}: {ref.text!r} refers to itself through left-out layers"
+            )
             return ""
         member = self._lookup(ref)
         if member is None:
@@ -398,7 +402,9 @@ class _Expander:
                 return self._descend(ref, member, rest)
             visible += scope.members
             scope = None if scope.sealed else scope.parent
-        self.error(ref.path, f"unknown layer name {ref.text!r}{suggest(ref.text, visible)}")
+        self.error(
+            ref.path, f"{ref.reader}: unknown layer name {ref.text!r}{suggest(ref.text, visible)}"
+        )
         return None
 
     def _descend(self, ref: _Name, member: _Member, rest: list[str]) -> _Member | None:
@@ -408,7 +414,8 @@ class _Expander:
                 options = list(member.scope.members) if member.scope else []
                 self.error(
                     ref.path,
-                    f"unknown layer name {ref.text!r}: no {part!r} inside{suggest(part, options)}",
+                    f"{ref.reader}: unknown layer name {ref.text!r}: no {part!r} inside"
+                    f"{suggest(part, options)}",
                 )
                 return None
             member = inner
