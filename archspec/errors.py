@@ -50,6 +50,7 @@ class ArchspecError(Exception):
 
     def __init__(self, message: str, diagnostics: Sequence[Diagnostic] = ()) -> None:
         super().__init__(message)
+        self.message = message
         self.diagnostics: tuple[Diagnostic, ...] = tuple(diagnostics) or (Diagnostic(message),)
 
     def __str__(self) -> str:

@@ -134,6 +134,7 @@ class _Expander:
         self.pending: dict[str, list[_Ref]] = {}
         self.errors: list[Diagnostic] = []
         self.block_depth = 0
+        self.instances = 0
 
     def error(self, path: SourcePath, message: str, *, at_key: bool = False) -> None:
         self.errors.append(self.source.error(path, message, at_key=at_key))
@@ -144,12 +145,7 @@ class _Expander:
         index = 0  # position among present children: absent ones take no number, as in torchvision
         for position, entry in enumerate(entries):
             entry_path = (*path, position)
-            try:
-                present = self._condition(entry, entry_path, scope.env)
-                count = self._repeat(entry, entry_path, scope.env)
-            except ExpressionError as error:
-                self.error(entry_path, f"{_describe(entry, scope)}: {error}")
-                present, count = False, None
+            present, count = self._condition_and_repeat(entry, entry_path, scope)
             entry_input = self._entry_input(entry, entry_path, scope)
             if not present:
                 if entry.name is not None:
@@ -182,6 +178,14 @@ class _Expander:
             self._add_member(scope, name, _Member(container.last, container), entry_path)
             scope.last = container.last
 
+    def _count_instance(self, path: SourcePath) -> None:
+        # counted per instance, not per layer, so repeats of left-out layers cannot spin forever
+        self.instances += 1
+        if self.instances > MAX_LAYERS:
+            raise SpecError.collect(
+                [self.source.error(path, f"the spec expands to more than {MAX_LAYERS} layers")]
+            )
+
     def _instance(
         self,
         entry: LayerEntry,
@@ -191,6 +195,7 @@ class _Expander:
         instance: int | None,
         input_ref: _Ref,
     ) -> None:
+        self._count_instance(path)
         if isinstance(entry, OpLayer):
             member = _Member(self._leaf(entry, path, scope, name, input_ref))
         elif isinstance(entry, GroupLayer):
@@ -206,10 +211,6 @@ class _Expander:
         self, entry: OpLayer, path: SourcePath, scope: _Scope, name: str, input_ref: _Ref
     ) -> _Ref:
         full_name = scope.prefix + name
-        if len(self.layers) >= MAX_LAYERS:
-            raise SpecError.collect(
-                [self.source.error(path, f"the spec expands to more than {MAX_LAYERS} layers")]
-            )
         layer = Layer(full_name, entry.op, {}, path)
         self.layers[full_name] = layer
         if entry.inputs is not None:
@@ -231,7 +232,7 @@ class _Expander:
             try:
                 layer.fields[key] = evaluate_value(raw, scope.env)
             except ExpressionError as error:
-                self.error((*path, key), f"layer {full_name!r}: field {key!r}: {error}")
+                self.error((*path, key), f"layer {full_name!r}: field {key!r}: {error.message}")
                 return _Node(full_name)
         if not any(contains_deferred(value) for value in layer.fields.values()):
             try:
@@ -268,7 +269,10 @@ class _Expander:
                     )
                 ]
             )
+        errors_before = len(self.errors)
         env = self._bind_arguments(entry, path, scope, full_name, instance)
+        if len(self.errors) > errors_before:
+            return _Member(input_ref)  # its layers would only repeat the argument error
         child = _Scope(f"{full_name}.", env, input_ref, scope, sealed=True)
         self.block_depth += 1
         try:
@@ -306,7 +310,7 @@ class _Expander:
             try:
                 env[key] = evaluate_value(raw, scope.env)
             except ExpressionError as error:
-                self.error(where, f"layer {full_name!r}: argument {key!r}: {error}")
+                self.error(where, f"layer {full_name!r}: argument {key!r}: {error.message}")
         for key, default in declared.items():
             if key in given:
                 continue
@@ -320,7 +324,7 @@ class _Expander:
             except ExpressionError as error:
                 self.error(
                     ("blocks", entry.block, "params", key),
-                    f"block {entry.block!r}: default of {key!r}: {error}",
+                    f"block {entry.block!r}: default of {key!r}: {error.message}",
                 )
         return env
 
@@ -330,7 +334,22 @@ class _Expander:
             scope = scope.parent
         return scope.env
 
-    def _condition(self, entry: LayerEntry, path: SourcePath, env: Mapping[str, Any]) -> bool:
+    def _condition_and_repeat(
+        self, entry: LayerEntry, path: SourcePath, scope: _Scope
+    ) -> tuple[bool, int | None]:
+        """Whether the entry is present, and its repeat count; an error leaves it out."""
+        try:
+            present = self._condition(entry, scope.env)
+        except ExpressionError as error:
+            self.error((*path, "when"), f"{_describe(entry, scope)}: {error.message}")
+            return False, None
+        try:
+            return present, self._repeat(entry, scope.env) if present else None
+        except ExpressionError as error:
+            self.error((*path, "repeat"), f"{_describe(entry, scope)}: {error.message}")
+            return False, None
+
+    def _condition(self, entry: LayerEntry, env: Mapping[str, Any]) -> bool:
         if entry.when is None or isinstance(entry.when, bool):
             return entry.when is not False
         value = evaluate(entry.when, env)
@@ -342,7 +361,7 @@ class _Expander:
             raise ExpressionError(f"`when: {entry.when}` gives {value!r}, not true or false")
         return value
 
-    def _repeat(self, entry: LayerEntry, path: SourcePath, env: Mapping[str, Any]) -> int | None:
+    def _repeat(self, entry: LayerEntry, env: Mapping[str, Any]) -> int | None:
         raw = entry.repeat if isinstance(entry, GroupLayer | BlockLayer) else None
         if raw is None:
             return None
@@ -451,18 +470,26 @@ class _Expander:
             )
 
     def apply_freeze(self, patterns: list[str]) -> None:
+        """Freeze every layer whose name, or the name of a group holding it, matches a pattern."""
+        prefixes = {name: _prefixes(name) for name in self.layers}
         for index, pattern in enumerate(patterns):
             matched = False
             for name, layer in self.layers.items():
-                parts = name.split(".")
-                prefixes = (".".join(parts[:end]) for end in range(1, len(parts) + 1))
-                if any(fnmatch.fnmatchcase(prefix, pattern) for prefix in prefixes):
+                if any(fnmatch.fnmatchcase(prefix, pattern) for prefix in prefixes[name]):
                     layer.frozen = matched = True
             if not matched:
+                groups = {prefix for names in prefixes.values() for prefix in names[:-1]}
+                candidates = [*groups, *(f"{group}.*" for group in groups), *self.layers]
                 self.error(
                     ("freeze", index),
-                    f"freeze pattern {pattern!r} matches no layer{suggest(pattern, self.layers)}",
+                    f"freeze pattern {pattern!r} matches no layer{suggest(pattern, candidates)}",
                 )
+
+
+def _prefixes(name: str) -> list[str]:
+    """`layer1.0.conv1` -> [`layer1`, `layer1.0`, `layer1.0.conv1`]."""
+    parts = name.split(".")
+    return [".".join(parts[:end]) for end in range(1, len(parts) + 1)]
 
 
 def validate_op(layer: Layer, source: SourceDocument, env: Mapping[str, Any]) -> Op:

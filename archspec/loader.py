@@ -83,7 +83,7 @@ def resolve_params(
         try:
             value = evaluate_value(overrides.get(key, raw), params)
         except ExpressionError as error:
-            errors.append(source.error(path, f"parameter {key!r}: {error}"))
+            errors.append(source.error(path, f"parameter {key!r}: {error.message}"))
             continue
         if contains_deferred(value):
             errors.append(

@@ -15,13 +15,18 @@ SourcePath = tuple[str | int, ...]
 # A spec is a short text; these bounds turn hostile input (alias bombs, deep nesting, huge files)
 # into an error instead of a hang or a crash.
 MAX_SOURCE_BYTES = 8_000_000
-MAX_NODES = 2_000_000
+MAX_NODES = 1_000_000
 MAX_DEPTH = 100
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _YAML = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {f"{_YAML}{name}" for name in ("str", "int", "float", "bool", "null")}
 _MERGE_TAG = f"{_YAML}merge"
+_ALLOWED_TAGS = {
+    yaml.ScalarNode: _SCALAR_TAGS,
+    yaml.MappingNode: {f"{_YAML}map"},
+    yaml.SequenceNode: {f"{_YAML}seq"},
+}
 
 
 @dataclass
@@ -103,6 +108,8 @@ class _Builder:
         self.loader = loader
         self.document = document
         self.nodes = 0
+        # value and size of nodes built already: an alias reuses them instead of re-walking
+        self.built: dict[int, tuple[Any, int]] = {}
 
     def where(self, node: yaml.Node) -> Position:
         mark = node.start_mark
@@ -111,28 +118,41 @@ class _Builder:
     def fail(self, node: yaml.Node, message: str) -> SpecError:
         return SpecError.collect([Diagnostic(message, self.where(node))])
 
-    def build(self, node: yaml.Node, path: SourcePath) -> Any:
-        self.nodes += 1
+    def count(self, node: yaml.Node, size: int) -> None:
+        self.nodes += size
         if self.nodes > MAX_NODES:
             raise self.fail(
                 node,
                 f"the spec expands to more than {MAX_NODES} YAML nodes "
                 "(are aliases nested to multiply it?)",
             )
+
+    def build(self, node: yaml.Node, path: SourcePath) -> Any:
+        known = self.built.get(id(node))
+        if known is not None:
+            shared, size = known
+            self.count(node, size)
+            return shared  # shared: nothing downstream mutates spec data
         if len(path) > MAX_DEPTH:
             raise self.fail(node, f"the spec nests deeper than {MAX_DEPTH} levels")
-        self.document.values.setdefault(path, self.where(node))
-        if isinstance(node, yaml.MappingNode):
-            return self.build_mapping(node, path)
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
-        if node.tag not in _SCALAR_TAGS:
+        if node.tag not in _ALLOWED_TAGS[type(node)]:
             raise self.fail(
                 node,
                 f"YAML tag {node.tag.replace(_YAML, '!!')!r} is not allowed in "
-                "a spec (only plain strings, numbers, booleans and null)",
+                "a spec (only plain mappings, lists, strings, numbers, booleans and null)",
             )
-        return self.loader.construct_object(node)
+        start = self.nodes
+        self.count(node, 1)
+        self.document.values.setdefault(path, self.where(node))
+        value: Any
+        if isinstance(node, yaml.MappingNode):
+            value = self.build_mapping(node, path)
+        elif isinstance(node, yaml.SequenceNode):
+            value = [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
+        else:
+            value = self.loader.construct_object(node)
+        self.built[id(node)] = (value, self.nodes - start)
+        return value
 
     def build_mapping(self, node: yaml.MappingNode, path: SourcePath) -> dict[str, Any]:
         result: dict[str, Any] = {}

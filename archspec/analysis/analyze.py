@@ -31,7 +31,12 @@ def analyze(spec: Spec, input_shape: Sequence[int] | None = None) -> Report:
 
 
 def _check_input_shape(shape: Sequence[int]) -> Shape:
-    if not 1 <= len(shape) <= 3 or any(not 1 <= dim <= MAX_DIM for dim in shape):
+    if (
+        isinstance(shape, str)
+        or not 1 <= len(shape) <= 3
+        or any(isinstance(dim, bool) or not isinstance(dim, int) for dim in shape)
+        or any(not 1 <= dim <= MAX_DIM for dim in shape)
+    ):
         raise UsageError(f"input shape must be 1 to 3 sizes from 1 to {MAX_DIM}, got {list(shape)}")
     return tuple(shape)
 
@@ -70,7 +75,7 @@ class _Walk:
         try:
             output = op.output_shape(inputs)
         except ShapeError as error:
-            self.note(layer, str(error.args[0]), "error")
+            self.note(layer, error.message, "error")
             return
         if any(dim > MAX_DIM for dim in output):
             self.note(layer, f"output shape {output} has a size above {MAX_DIM}", "error")
@@ -102,7 +107,7 @@ class _Walk:
         try:
             fields = {key: resolve_value(value, late) for key, value in layer.fields.items()}
         except ExpressionError as error:
-            self.note(layer, str(error.args[0]), "error")
+            self.note(layer, error.message, "error")
             return None
         resolved = Layer(layer.name, layer.op_name, fields, layer.source_path)
         try:
@@ -150,10 +155,12 @@ class _Walk:
             layer = graph.layer(report.name)
             if totals.params and report.params > DOMINANT_SHARE * totals.params:
                 share = report.params / totals.params
+                # only a fully connected layer on a flattened map is shrunk by pooling first
+                advice = "; a global pooling before the head would shrink it"
                 self.note(
                     layer,
                     f"holds {share:.0%} of all parameters ({report.params:,} of "
-                    f"{totals.params:,}); a global pooling before the head would shrink it",
+                    f"{totals.params:,}){advice if len(report.output_shape) == 1 else ''}",
                 )
             if graph.graph.out_degree(report.name) == 0 and report.name not in graph.outputs:
                 self.note(layer, "its output is never used (not read by a layer, not an output)")

@@ -32,11 +32,19 @@ def _to_pair(value: Any) -> Any:
     return value
 
 
-Channels = Annotated[int, Field(ge=1, le=MAX_DIM)]
+def _reject_bool(value: Any) -> Any:
+    # pydantic reads true as 1; in a size that is always a mistake (`out_features: true`)
+    if isinstance(value, bool):
+        raise ValueError(f"expected an integer, got {str(value).lower()}")
+    return value
+
+
+Channels = Annotated[int, BeforeValidator(_reject_bool), Field(ge=1, le=MAX_DIM)]
+Offset = Annotated[int, BeforeValidator(_reject_bool), Field(ge=0, le=MAX_DIM)]
 _PairInput = BeforeValidator(_to_pair, json_schema_input_type=int | tuple[int, int])
 PositivePair = Annotated[tuple[Channels, Channels], _PairInput]
 NonNegativePair = Annotated[
-    tuple[Annotated[int, Field(ge=0, le=MAX_DIM)], Annotated[int, Field(ge=0, le=MAX_DIM)]],
+    tuple[Offset, Offset],
     _PairInput,
 ]
 
@@ -116,15 +124,14 @@ def numel(shape: Shape) -> int:
 def sliding_output_size(
     size: int, kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool = False
 ) -> int:
-    """torch's rule for convolution and pooling: floor((H + 2p - d(k-1) - 1) / s) + 1."""
+    """torch's rule for convolution and pooling: floor((H + 2p - d(k-1) - 1) / s) + 1.
+
+    ceil_mode rounds up instead; 0 or less means no window fits.
+    """
     span = size + 2 * padding - dilation * (kernel - 1) - 1
-    if span < 0:
-        return 0
-    if not ceil_mode:
-        return span // stride + 1
-    out = -(-span // stride) + 1
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
     # torch drops the last window when it would start inside the right padding only
-    if (out - 1) * stride >= size + padding:
+    if ceil_mode and (out - 1) * stride >= size + padding:
         out -= 1
     return out
 
@@ -143,15 +150,14 @@ def sliding_output(
     for axis, size, k, s, p, d in zip(
         "HW", spatial, kernel, stride, padding, dilation, strict=True
     ):
-        effective = d * (k - 1) + 1
-        if effective > size + 2 * p:
-            raise ShapeError(
-                f"{op.op} kernel {k} (dilated to {effective}) is larger than the padded input "
-                f"along {axis} ({size} + 2*{p} = {size + 2 * p})"
-            )
         out = sliding_output_size(size, k, s, p, d, ceil_mode)
         if out <= 0:
-            raise ShapeError(f"{op.op} output size along {axis} is {out} (input {size})")
+            effective = d * (k - 1) + 1
+            dilated = f" (dilated to {effective})" if d > 1 else ""
+            raise ShapeError(
+                f"{op.op} kernel {k}{dilated} is larger than the padded input along {axis} "
+                f"({size} + 2*{p} = {size + 2 * p}): the output would be empty"
+            )
         sizes.append(out)
     return sizes[0], sizes[1]
 
@@ -168,7 +174,7 @@ def dropped_edges(
         unread = (size + 2 * p - d * (k - 1) - 1) % s - p
         # a window narrower than its stride subsamples on purpose (ResNet's 1x1/2 shortcut)
         if unread > 0 and d * (k - 1) + 1 >= s:
-            parts.append(f"the last {unread} {axis}")
+            parts.append(f"the last {axis[:-1]}" if unread == 1 else f"the last {unread} {axis}")
     if not parts:
         return None
     return f"stride {stride[0]}x{stride[1]} never reads {' and '.join(parts)} of its input"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
-from archspec.ops.base import Channels, Op, Shape, expect_rank
+from archspec.errors import ShapeError
+from archspec.ops.base import Channels, Op, Shape, format_shape
 from archspec.ops.registry import register
 
 if TYPE_CHECKING:
@@ -22,7 +23,11 @@ class Linear(Op):
 
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:
         (shape,) = inputs
-        expect_rank(self, shape, 1, "(features,); add a flatten layer before it")
+        if len(shape) != 1:
+            raise ShapeError(
+                f"linear expects an input of shape (features,), got {format_shape(shape)}; "
+                "add a flatten layer before it"
+            )
         return (self.out_features,)
 
     def param_count(self, inputs: Sequence[Shape]) -> int:

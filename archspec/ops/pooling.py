@@ -44,11 +44,11 @@ class SlidingPool(Op):
 
     @model_validator(mode="after")
     def _check_padding(self) -> SlidingPool:
-        for k, p, d in zip(self.kernel, self.padding, self.effective_dilation, strict=True):
-            if 2 * p > d * (k - 1) + 1:
+        for k, p in zip(self.kernel, self.padding, strict=True):
+            # torch compares with the undilated kernel, whatever the dilation
+            if p > k // 2:
                 raise ValueError(
-                    f"padding (={p}) must be at most half the kernel "
-                    f"(={d * (k - 1) + 1}) (torch's rule)"
+                    f"padding (={p}) must be at most half the kernel (={k}) (torch's rule)"
                 )
         return self
 

@@ -1,0 +1,26 @@
+"""Shared pytest configuration: command-line options and hypothesis profiles."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import settings
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-goldens",
+        action="store_true",
+        default=False,
+        help="rewrite golden files (tests/bad_specs/*.expected, tests/golden/*) from the current "
+        "output instead of comparing against them",
+    )
+
+
+# Hypothesis profiles, chosen by the HYPOTHESIS_PROFILE environment variable (default `dev`):
+# `dev` keeps local runs quick, `ci` draws more examples. Torch timings vary from run to run, so
+# neither has a deadline.
+settings.register_profile("dev", max_examples=30, deadline=None)
+settings.register_profile("ci", max_examples=200, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))

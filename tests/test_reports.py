@@ -1,0 +1,91 @@
+"""Rendered reports against golden files; `pytest --update-goldens` rewrites them."""
+
+from __future__ import annotations
+
+import difflib
+import io
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+import archspec
+from archspec import Report
+from archspec.render import print_table, to_json, to_markdown
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+def analyze_example(name: str, monkeypatch: pytest.MonkeyPatch) -> Report:
+    # a relative path, so the positions in the report do not depend on where the checkout is
+    monkeypatch.chdir(ROOT)
+    return archspec.analyze(archspec.load(f"examples/{name}.yaml"))
+
+
+def render_table(report: Report) -> str:
+    console = Console(width=200, record=True, force_terminal=False, file=io.StringIO())
+    print_table(report, console)
+    return console.export_text()
+
+
+def check_golden(request: pytest.FixtureRequest, name: str, actual: str) -> None:
+    path = GOLDEN / name
+    if request.config.getoption("--update-goldens"):
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(actual, encoding="utf-8")
+        return
+    if not path.exists():
+        pytest.fail(f"no golden file {path}; run `pytest --update-goldens` to create it")
+    expected = path.read_text(encoding="utf-8")
+    if actual != expected:
+        diff = "".join(
+            difflib.unified_diff(
+                expected.splitlines(keepends=True),
+                actual.splitlines(keepends=True),
+                f"golden/{name}",
+                "actual",
+            )
+        )
+        pytest.fail(
+            f"report differs from golden/{name}; if the change is intended, run "
+            f"`pytest --update-goldens` and review the diff\n{diff}",
+            pytrace=False,
+        )
+
+
+@pytest.mark.parametrize("name", ["lenet5", "resnet18"])
+def test_markdown_report(request, monkeypatch, name):
+    check_golden(request, f"{name}.md", to_markdown(analyze_example(name, monkeypatch)))
+
+
+def test_table_report_resnet18(request, monkeypatch):
+    check_golden(request, "resnet18.txt", render_table(analyze_example("resnet18", monkeypatch)))
+
+
+def test_json_report_lenet5(request, monkeypatch):
+    check_golden(request, "lenet5.json", to_json(analyze_example("lenet5", monkeypatch)) + "\n")
+
+
+# The goldens hold the published figures, so a regenerated golden with wrong numbers fails here.
+PUBLISHED = {
+    "lenet5.md": ["61,706", "416,520"],
+    "lenet5.json": ['"params": 61706', '"macs": 416520'],
+    "resnet18.md": ["11,689,512", "1,814,073,344", "(N, 512, 7, 7)"],
+    "resnet18.txt": ["11,689,512", "1,814,073,344", "(N, 512, 7, 7)"],
+}
+
+
+@pytest.mark.parametrize("name", PUBLISHED)
+def test_goldens_hold_the_published_figures(name):
+    text = (GOLDEN / name).read_text(encoding="utf-8")
+    for figure in PUBLISHED[name]:
+        assert figure in text, (name, figure)
+
+
+def test_golden_json_totals():
+    data = json.loads((GOLDEN / "lenet5.json").read_text(encoding="utf-8"))
+    assert data["totals"]["params"] == 61_706
+    assert data["totals"]["macs"] == 416_520
+    assert data["layers"][-1]["output_shape"] == ["N", 10]
