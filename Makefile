@@ -32,6 +32,7 @@ schema: $(VENV)/.installed
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/analyze_speed.py
+	$(BIN)/python benchmarks/scaling.py
 
 clean:
 	rm -rf $(VENV)

@@ -50,6 +50,12 @@ _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Mod: operator.mod,
     ast.Pow: operator.pow,
 }
+_REFUSED_COMPARISONS: dict[type[ast.cmpop], str] = {
+    ast.Is: "is",
+    ast.IsNot: "is not",
+    ast.In: "in",
+    ast.NotIn: "not in",
+}
 _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
     ast.Eq: operator.eq,
     ast.NotEq: operator.ne,
@@ -209,7 +215,8 @@ def _compare(
     current = _evaluate(left, env, source)
     for op, comparator in zip(ops, comparators, strict=True):
         if type(op) not in _COMPARE:
-            raise ExpressionError(f"comparison {ast.unparse(op)!r} is not allowed ({source!r})")
+            symbol = _REFUSED_COMPARISONS.get(type(op), type(op).__name__)
+            raise ExpressionError(f"comparison {symbol!r} is not allowed ({source!r})")
         other = _evaluate(comparator, env, source)
         try:
             if not _COMPARE[type(op)](current, other):
@@ -228,8 +235,11 @@ def _call(name: str, values: list[Any]) -> Any:
 
 
 def _checked(value: Any) -> Any:
+    if isinstance(value, complex):
+        raise ExpressionError(f"expression gives the complex number {value}")
     if isinstance(value, float) and not math.isfinite(value):
         raise ExpressionError(f"expression gives {value}, not a finite number")
     if isinstance(value, int | float) and abs(value) > MAX_MAGNITUDE:
-        raise ExpressionError(f"expression gives {value:.3g}, larger than {MAX_MAGNITUDE:.0e}")
+        shown = f"{value:,}" if isinstance(value, int) else f"{value:.6g}"
+        raise ExpressionError(f"expression gives {shown}, larger than {MAX_MAGNITUDE:,}")
     return value

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import fnmatch
+import heapq
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 from pydantic import ValidationError
 
 from archspec.errors import Diagnostic, ExpressionError, SpecError, suggest
@@ -15,6 +16,10 @@ from archspec.expressions import Deferred, contains_deferred, evaluate, evaluate
 from archspec.ops.base import Op, Shape
 from archspec.ops.registry import OPS
 from archspec.source import SourceDocument, SourcePath
+
+if TYPE_CHECKING:
+    import networkx as nx
+
 from archspec.spec import (
     BlockLayer,
     GroupLayer,
@@ -29,6 +34,7 @@ INPUT = "input"
 #: Bound on expanded layers and on block nesting: a `repeat: 1000000000` is an error, not a hang.
 MAX_LAYERS = 200_000
 MAX_BLOCK_DEPTH = 32
+INSTANCES_PER_LAYER = 4
 
 
 @dataclass
@@ -48,21 +54,45 @@ class Layer:
 class LayerGraph:
     """The expanded network: a DAG whose nodes are `input` and the dotted layer names."""
 
-    graph: nx.DiGraph
+    by_name: dict[str, Layer]
     input_shape: Shape
     outputs: tuple[str, ...]
     order: list[str]  # layer names in topological order, ties broken by spec order
 
     def layer(self, name: str) -> Layer:
-        layer: Layer = self.graph.nodes[name]["layer"]
-        return layer
+        return self.by_name[name]
 
     def layers(self) -> Iterator[Layer]:
         for name in self.order:
-            yield self.layer(name)
+            yield self.by_name[name]
 
     def __len__(self) -> int:
         return len(self.order)
+
+    @cached_property
+    def readers(self) -> dict[str, int]:
+        """How many layers read each layer's output."""
+        counts = dict.fromkeys(self.by_name, 0)
+        for layer in self.by_name.values():
+            for producer in layer.inputs:
+                if producer != INPUT:
+                    counts[producer] += 1
+        return counts
+
+    @cached_property
+    def graph(self) -> nx.DiGraph:
+        """The layers as a networkx DiGraph: node `input` and one node per layer (attribute
+        `layer`), an edge per input. Built on first use: networkx costs the CLI 0.2 s to import.
+        """
+        import networkx as nx
+
+        graph = nx.DiGraph()
+        graph.add_node(INPUT, layer=None)
+        for name in self.order:
+            graph.add_node(name, layer=self.by_name[name])
+        for name in self.order:
+            graph.add_edges_from((producer, name) for producer in self.by_name[name].inputs)
+        return graph
 
 
 class _Ref:
@@ -108,7 +138,7 @@ def build_graph(
     expander = _Expander(document, source)
     top = _Scope("", params, _Node(INPUT), None, sealed=True)
     expander.expand_sequence(document.layers, ("layers",), top)
-    graph = expander.link()
+    expander.link()
     output_refs = [
         _Name(top, name, ("outputs", i), "outputs") for i, name in enumerate(document.outputs or [])
     ]
@@ -120,10 +150,10 @@ def build_graph(
     expander.apply_freeze(document.freeze)
     if expander.errors:
         raise SpecError.collect(expander.errors)
-    order = _ordered(graph, expander)
+    order = _ordered(expander)
     if outputs == [INPUT] or not order:
         raise SpecError.collect([source.error(("layers",), "the network has no layers")])
-    return LayerGraph(graph, tuple(document.input), tuple(o for o in outputs if o), order)
+    return LayerGraph(expander.layers, tuple(document.input), tuple(outputs), order)
 
 
 class _Expander:
@@ -146,6 +176,8 @@ class _Expander:
         for position, entry in enumerate(entries):
             entry_path = (*path, position)
             present, count = self._condition_and_repeat(entry, entry_path, scope)
+            if count is not None:
+                self._check_size(entry, entry_path, count)
             entry_input = self._entry_input(entry, entry_path, scope)
             if not present:
                 if entry.name is not None:
@@ -179,12 +211,39 @@ class _Expander:
             scope.last = container.last
 
     def _count_instance(self, path: SourcePath) -> None:
-        # counted per instance, not per layer, so repeats of left-out layers cannot spin forever
+        # groups and blocks count too, so repeats of left-out layers cannot spin forever
         self.instances += 1
-        if self.instances > MAX_LAYERS:
-            raise SpecError.collect(
-                [self.source.error(path, f"the spec expands to more than {MAX_LAYERS} layers")]
-            )
+        if self.instances > INSTANCES_PER_LAYER * MAX_LAYERS:
+            raise self._too_large(path)
+
+    def _too_large(self, path: SourcePath) -> SpecError:
+        message = f"the spec expands to more than {MAX_LAYERS} layers"
+        return SpecError.collect([self.source.error(path, message)])
+
+    def _check_size(self, entry: LayerEntry, path: SourcePath, count: int) -> None:
+        """Fail before expanding `count` copies that would certainly pass the layer limit."""
+        if len(self.layers) + count * self._fewest_per_copy(entry, set()) > MAX_LAYERS:
+            raise self._too_large((*path, "repeat"))
+
+    def _fewest_per_copy(self, entry: LayerEntry, visiting: set[str]) -> int:
+        """A lower bound of the layers one copy of `entry` expands to (conditional ones count 0)."""
+        if isinstance(entry, OpLayer):
+            return 1
+        if isinstance(entry, GroupLayer):
+            children = entry.layers
+        elif entry.block in self.document.blocks and entry.block not in visiting:
+            children = self.document.blocks[entry.block].layers
+            visiting = visiting | {entry.block}
+        else:
+            return 0
+        total = 0
+        for child in children:
+            if child.when is None:
+                copies = child.repeat if isinstance(child, GroupLayer | BlockLayer) else None
+                total += (copies if isinstance(copies, int) else 1) * self._fewest_per_copy(
+                    child, visiting
+                )
+        return total
 
     def _instance(
         self,
@@ -211,6 +270,8 @@ class _Expander:
         self, entry: OpLayer, path: SourcePath, scope: _Scope, name: str, input_ref: _Ref
     ) -> _Ref:
         full_name = scope.prefix + name
+        if len(self.layers) >= MAX_LAYERS:
+            raise self._too_large(path)
         layer = Layer(full_name, entry.op, {}, path)
         self.layers[full_name] = layer
         if entry.inputs is not None:
@@ -440,18 +501,11 @@ class _Expander:
             member = inner
         return member
 
-    def link(self) -> nx.DiGraph:
-        graph = nx.DiGraph()
-        graph.add_node(INPUT, layer=None)
-        for name, layer in self.layers.items():
-            graph.add_node(name, layer=layer)
+    def link(self) -> None:
+        """Resolve every layer's inputs to node names."""
         for name, layer in self.layers.items():
             layer.inputs = tuple(self.resolve(ref) for ref in self.pending[name])
-            for producer in layer.inputs:
-                if producer:
-                    graph.add_edge(producer, name)
             self._check_arity(layer)
-        return graph
 
     def _check_arity(self, layer: Layer) -> None:
         op_class = OPS.get(layer.op_name)
@@ -513,20 +567,47 @@ def validate_op(layer: Layer, source: SourceDocument, env: Mapping[str, Any]) ->
         ) from error
 
 
-def _ordered(graph: nx.DiGraph, expander: _Expander) -> list[str]:
-    if not nx.is_directed_acyclic_graph(graph):
-        cycle = [edge[0] for edge in nx.find_cycle(graph)]
-        first = expander.layers[cycle[0]]
-        raise SpecError.collect(
-            [
-                expander.source.error(
-                    first.source_path, f"cycle between layers: {' -> '.join([*cycle, cycle[0]])}"
-                )
-            ]
-        )
-    position = {name: index for index, name in enumerate(graph.nodes)}
-    order = nx.lexicographical_topological_sort(graph, key=position.__getitem__)
-    return [name for name in order if name != INPUT]
+def _ordered(expander: _Expander) -> list[str]:
+    """Layers in topological order, earliest written first among those ready (Kahn's algorithm)."""
+    layers = expander.layers
+    position = {name: index for index, name in enumerate(layers)}
+    waiting = {name: sum(p != INPUT for p in layer.inputs) for name, layer in layers.items()}
+    readers: dict[str, list[str]] = {name: [] for name in layers}
+    for name, layer in layers.items():
+        for producer in layer.inputs:
+            if producer != INPUT:
+                readers[producer].append(name)
+    ready = [position[name] for name, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    names = list(layers)
+    order: list[str] = []
+    while ready:
+        name = names[heapq.heappop(ready)]
+        order.append(name)
+        for reader in readers[name]:
+            waiting[reader] -= 1
+            if waiting[reader] == 0:
+                heapq.heappush(ready, position[reader])
+    if len(order) < len(layers):
+        cycle = _find_cycle(layers, {name for name, count in waiting.items() if count})
+        first = layers[cycle[0]]
+        message = f"cycle between layers: {' -> '.join([*cycle, cycle[0]])}"
+        raise SpecError.collect([expander.source.error(first.source_path, message)])
+    return order
+
+
+def _find_cycle(layers: Mapping[str, Layer], blocked: set[str]) -> list[str]:
+    """Walk back along inputs among layers that never became ready; the walk must loop."""
+    path: list[str] = []
+    seen: dict[str, int] = {}
+    name = min(blocked, key=list(layers).index)
+    while name not in seen:
+        seen[name] = len(path)
+        path.append(name)
+        name = next(p for p in layers[name].inputs if p in blocked)
+    cycle = list(reversed(path[seen[name] :]))  # reversed: in the direction data flows
+    first = cycle.index(min(cycle, key=list(layers).index))
+    return cycle[first:] + cycle[:first]
 
 
 def _describe(entry: LayerEntry, scope: _Scope) -> str:

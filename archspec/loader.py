@@ -58,8 +58,7 @@ def validate_document(source: SourceDocument) -> SpecDocument:
     try:
         return SpecDocument.model_validate(source.data)
     except ValidationError as error:
-        fields = dict.fromkeys(SpecDocument.model_fields)
-        raise SpecError.collect(validation_diagnostics(error, source, (), "", fields)) from error
+        raise SpecError.collect(validation_diagnostics(error, source)) from error
 
 
 def resolve_params(

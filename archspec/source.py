@@ -38,9 +38,12 @@ class SourceDocument:
     data: Any
     values: dict[SourcePath, Position] = field(default_factory=dict)
     keys: dict[SourcePath, Position] = field(default_factory=dict)
+    #: Paths reached through an alias -> the path where the anchored value was first read.
+    aliases: dict[SourcePath, SourcePath] = field(default_factory=dict)
 
     def position(self, path: SourcePath) -> Position:
         """Position of the value at `path`, or of its nearest ancestor that has one."""
+        path = self.unalias(path)
         for end in range(len(path), -1, -1):
             found = self.values.get(path[:end])
             if found is not None:
@@ -49,7 +52,16 @@ class SourceDocument:
 
     def key_position(self, path: SourcePath) -> Position:
         """Position of the mapping key that names `path`, falling back to the value's position."""
-        return self.keys.get(path) or self.position(path)
+        return self.keys.get(self.unalias(path)) or self.position(path)
+
+    def unalias(self, path: SourcePath) -> SourcePath:
+        """Where the text of `path` is written, following aliases to their anchors."""
+        if self.aliases:
+            for end in range(len(path), 0, -1):
+                anchor = self.aliases.get(path[:end])
+                if anchor is not None:
+                    return self.unalias(anchor + path[end:])
+        return path
 
     def error(self, path: SourcePath, message: str, *, at_key: bool = False) -> Diagnostic:
         where = self.key_position(path) if at_key else self.position(path)
@@ -108,8 +120,8 @@ class _Builder:
         self.loader = loader
         self.document = document
         self.nodes = 0
-        # value and size of nodes built already: an alias reuses them instead of re-walking
-        self.built: dict[int, tuple[Any, int]] = {}
+        # value, size and path of nodes built already: an alias reuses them instead of re-walking
+        self.built: dict[int, tuple[Any, int, SourcePath]] = {}
 
     def where(self, node: yaml.Node) -> Position:
         mark = node.start_mark
@@ -130,8 +142,10 @@ class _Builder:
     def build(self, node: yaml.Node, path: SourcePath) -> Any:
         known = self.built.get(id(node))
         if known is not None:
-            shared, size = known
+            shared, size, anchor = known
             self.count(node, size)
+            if anchor != path:
+                self.document.aliases[path] = anchor
             return shared  # shared: nothing downstream mutates spec data
         if len(path) > MAX_DEPTH:
             raise self.fail(node, f"the spec nests deeper than {MAX_DEPTH} levels")
@@ -151,15 +165,15 @@ class _Builder:
             value = [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
         else:
             value = self.loader.construct_object(node)
-        self.built[id(node)] = (value, self.nodes - start)
+        self.built[id(node)] = (value, self.nodes - start, path)
         return value
 
     def build_mapping(self, node: yaml.MappingNode, path: SourcePath) -> dict[str, Any]:
         result: dict[str, Any] = {}
         merged: dict[str, Any] = {}
+        merges = [value for key, value in node.value if key.tag == _MERGE_TAG]
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE_TAG:
-                merged.update(self.merge_source(value_node, path))
                 continue
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _SCALAR_TAGS:
                 raise self.fail(key_node, "mapping keys must be plain names")
@@ -169,8 +183,11 @@ class _Builder:
                 raise self.fail(
                     key_node, f"duplicate key {key!r} (first given at line {first.line})"
                 )
-            self.document.keys[(*path, key)] = self.where(key_node)
+            self.document.keys.setdefault((*path, key), self.where(key_node))
             result[key] = self.build(value_node, (*path, key))
+        # merged after the explicit keys, so an overriding key keeps its own position
+        for value_node in merges:
+            merged.update(self.merge_source(value_node, path))
         return {**{k: v for k, v in merged.items() if k not in result}, **result}
 
     def merge_source(self, node: yaml.Node, path: SourcePath) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    Strict,
     Tag,
     ValidationError,
 )
@@ -24,7 +25,7 @@ Name = Annotated[str, Field(pattern=NAME_PATTERN, description="a name: letters, 
 #: A parameter value: a number, a boolean, a string (an expression or a word) or a list of them.
 Value = int | float | bool | str | list[Any]
 #: An integer, or an expression over parameters that gives one.
-IntOrExpression = int | str
+IntOrExpression = Annotated[int, Strict()] | str
 
 
 def _as_list(value: Any) -> Any:
@@ -160,7 +161,7 @@ def validation_diagnostics(
         label = f"{context}field {field!r}: " if field else context
         kind = "value"
         if item["type"] == "extra_forbidden":
-            known = list(fields) if fields is not None else []
+            known = list(fields) if fields is not None else _fields_at(item["loc"])
             message = f"{label}unknown field{suggest(str(path[-1]), known)}"
             if known:
                 message += f"; expected one of {', '.join(known)}"
@@ -188,6 +189,17 @@ def validation_diagnostics(
     return diagnostics
 
 
+def _fields_at(loc: tuple[int | str, ...]) -> list[str]:
+    """The fields of the document model that holds the last key of a pydantic location."""
+    model: type[BaseModel] = SpecDocument
+    for part in loc[:-1]:
+        if part == "blocks" and model is SpecDocument:
+            model = BlockDefinition
+        elif isinstance(part, str) and part in _LAYER_MODELS:
+            model = _LAYER_MODELS[part]
+    return [name for name in model.model_fields if name != "op"]
+
+
 def _real_path(data: Any, loc: tuple[int | str, ...], kind: str) -> tuple[SourcePath, str | None]:
     """Keep the parts of a pydantic location that exist in the data (drop union and tag labels)."""
     path: list[str | int] = []
@@ -202,3 +214,10 @@ def _real_path(data: Any, loc: tuple[int | str, ...], kind: str) -> tuple[Source
         elif last and kind == "missing" and isinstance(part, str):
             return tuple(path), part
     return tuple(path), None
+
+
+_LAYER_MODELS: dict[str, type[BaseModel]] = {
+    "OpLayer": OpLayer,
+    "GroupLayer": GroupLayer,
+    "BlockLayer": BlockLayer,
+}

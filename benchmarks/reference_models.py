@@ -1,4 +1,4 @@
-"""Hand-written torch reference models for the benchmarks: torchvision's ResNet-50, without torchvision."""
+"""Torch reference models for the benchmarks, written by hand: torchvision is not a dependency."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1,
-                 downsample: nn.Module | None = None) -> None:
+    def __init__(
+        self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None
+    ) -> None:
         super().__init__()
         width = planes
         self.conv1 = nn.Conv2d(inplanes, width, kernel_size=1, bias=False)
@@ -23,7 +24,8 @@ class Bottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
 
-    def forward(self, x: Tensor) -> Tensor:  # (N, C, H, W) -> (N, 4 * planes, H / stride, W / stride)
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, C, H, W) -> (N, 4 * planes, H / stride, W / stride)."""
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
@@ -59,11 +61,13 @@ class ResNet50(nn.Module):
         layers += [Bottleneck(out, planes) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
-    def forward(self, x: Tensor) -> Tensor:  # (N, 3, 224, 224) -> (N, num_classes)
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, 3, 224, 224) -> (N, num_classes)."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(self.avgpool(x).flatten(1))
 
 
 def resnet50(num_classes: int = 1000) -> ResNet50:
+    """torchvision.models.resnet50(weights=None), same module names and parameter count."""
     return ResNet50(num_classes)

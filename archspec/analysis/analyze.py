@@ -162,5 +162,5 @@ class _Walk:
                     f"holds {share:.0%} of all parameters ({report.params:,} of "
                     f"{totals.params:,}){advice if len(report.output_shape) == 1 else ''}",
                 )
-            if graph.graph.out_degree(report.name) == 0 and report.name not in graph.outputs:
+            if graph.readers[report.name] == 0 and report.name not in graph.outputs:
                 self.note(layer, "its output is never used (not read by a layer, not an output)")
