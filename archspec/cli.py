@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -119,7 +120,7 @@ def _validate(args: argparse.Namespace) -> int:
 def _analyze(args: argparse.Namespace) -> int:
     from archspec.analysis import analyze
     from archspec.loader import load
-    from archspec.render import print_table, to_json, to_markdown
+    from archspec.render import to_json, to_markdown, to_table
 
     report = analyze(load(args.spec, dict(args.overrides)), args.input_shape)
     _print_diagnostics(report.warnings)
@@ -128,12 +129,8 @@ def _analyze(args: argparse.Namespace) -> int:
     elif args.format == "markdown":
         print(to_markdown(report), end="")
     else:
-        from rich.console import Console
-
-        console = Console()
-        if not console.is_terminal:
-            console = Console(width=1000)  # a pipe or file gets whole rows, never wrapped cells
-        print_table(report, console)
+        color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        print(to_table(report, color), end="")
     return EXIT_OK
 
 

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import difflib
-import io
 import json
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
 import archspec
 from archspec import Report
-from archspec.render import print_table, to_json, to_markdown
+from archspec.render import to_json, to_markdown, to_table
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -25,9 +23,7 @@ def analyze_example(name: str, monkeypatch: pytest.MonkeyPatch) -> Report:
 
 
 def render_table(report: Report) -> str:
-    console = Console(width=200, record=True, force_terminal=False, file=io.StringIO())
-    print_table(report, console)
-    return console.export_text()
+    return to_table(report, color=False)
 
 
 def check_golden(request: pytest.FixtureRequest, name: str, actual: str) -> None:

@@ -1,0 +1,62 @@
+"""The zoo: published parameter and MAC counts; torch agrees with every layer's static figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from oracle import layer_params, layer_shapes
+
+import archspec
+from archspec.backends.torch import compile_module
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+#: (parameters, MACs at the spec's input), as torchvision and the papers publish them.
+PUBLISHED = {
+    "lenet5": (61_706, 416_520),
+    "alexnet": (61_100_840, 714_188_480),
+    "vgg16": (138_357_544, 15_470_264_320),
+    "resnet18": (11_689_512, 1_814_073_344),
+    "resnet50": (25_557_032, 4_089_184_256),
+    "resnet101": (44_549_160, 7_801_405_440),
+    "mobilenet_v2": (3_504_872, 300_774_272),
+    "resnext50_32x4d": (25_028_904, 4_230_479_872),
+}
+
+#: Receptive fields published for the last convolutional stage (Araujo et al., Distill 2019).
+PUBLISHED_FIELDS = [("alexnet", "features.12", 195), ("vgg16", "features.30", 212)]
+
+
+def zoo() -> list[Path]:
+    return sorted(EXAMPLES.glob("*.yaml"))
+
+
+def test_every_example_has_published_figures():
+    assert {path.stem for path in zoo()} == set(PUBLISHED)
+
+
+@pytest.mark.parametrize("path", zoo(), ids=lambda path: path.stem)
+def test_params_and_macs_match_published(path):
+    totals = archspec.analyze(archspec.load(path)).totals
+    assert (totals.params, totals.macs) == PUBLISHED[path.stem]
+
+
+@pytest.mark.parametrize(("name", "layer", "size"), PUBLISHED_FIELDS)
+def test_receptive_field_matches_published(name, layer, size):
+    field = archspec.analyze(archspec.load(EXAMPLES / f"{name}.yaml")).layer(layer).receptive_field
+    assert field is not None
+    assert field.size == (size, size)
+
+
+@pytest.mark.parametrize("path", zoo(), ids=lambda path: path.stem)
+def test_torch_agrees_with_every_layer(path):
+    spec = archspec.load(path)
+    report = archspec.analyze(spec)
+    torch.manual_seed(0)
+    module = compile_module(spec, report)
+    shapes = layer_shapes(module, torch.randn(2, *report.input_shape))
+    assert shapes == {layer.name: layer.output_shape for layer in report.layers}
+    assert layer_params(module, report) == {layer.name: layer.params for layer in report.layers}
+    assert sum(p.numel() for p in module.parameters()) == report.totals.params
