@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from archspec.errors import Diagnostic, ExpressionError, SpecError, UsageError, suggest
 from archspec.expressions import LATE_NAMES, contains_deferred, evaluate_value
+from archspec.gcpause import paused_gc
 from archspec.graph import LayerGraph, build_graph
 from archspec.source import SourceDocument, read_source
 from archspec.spec import SpecDocument, validation_diagnostics
@@ -37,10 +38,11 @@ def load(spec: str | Path, overrides: Mapping[str, Any] | None = None) -> Spec:
     `overrides` replaces spec-level parameters (`{"num_classes": 10}`); raises SpecError listing
     every problem found, each with its file, line and column.
     """
-    source = read_source(spec)
-    document = validate_document(source)
-    params = resolve_params(document, source, overrides or {})
-    graph = build_graph(document, source, params)
+    with paused_gc():
+        source = read_source(spec)
+        document = validate_document(source)
+        params = resolve_params(document, source, overrides or {})
+        graph = build_graph(document, source, params)
     return Spec(document.name, params, graph, document, source)
 
 

@@ -22,6 +22,8 @@ _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _YAML = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {f"{_YAML}{name}" for name in ("str", "int", "float", "bool", "null")}
 _MERGE_TAG = f"{_YAML}merge"
+_STR_TAG = f"{_YAML}str"
+_INT_TAG = f"{_YAML}int"
 _ALLOWED_TAGS = {
     yaml.ScalarNode: _SCALAR_TAGS,
     yaml.MappingNode: {f"{_YAML}map"},
@@ -36,8 +38,9 @@ class SourceDocument:
     file: str
     text: str
     data: Any
-    values: dict[SourcePath, Position] = field(default_factory=dict)
-    keys: dict[SourcePath, Position] = field(default_factory=dict)
+    # yaml Marks (0-based), turned into Positions only when asked: a spec has ~8 per layer
+    values: dict[SourcePath, yaml.Mark] = field(default_factory=dict)
+    keys: dict[SourcePath, yaml.Mark] = field(default_factory=dict)
     #: Paths reached through an alias -> the path where the anchored value was first read.
     aliases: dict[SourcePath, SourcePath] = field(default_factory=dict)
 
@@ -47,12 +50,16 @@ class SourceDocument:
         for end in range(len(path), -1, -1):
             found = self.values.get(path[:end])
             if found is not None:
-                return found
+                return self._position(found)
         return Position(self.file, 1, 1)
 
     def key_position(self, path: SourcePath) -> Position:
         """Position of the mapping key that names `path`, falling back to the value's position."""
-        return self.keys.get(self.unalias(path)) or self.position(path)
+        mark = self.keys.get(self.unalias(path))
+        return self._position(mark) if mark else self.position(path)
+
+    def _position(self, mark: yaml.Mark) -> Position:
+        return Position(self.file, mark.line + 1, mark.column + 1)
 
     def unalias(self, path: SourcePath) -> SourcePath:
         """Where the text of `path` is written, following aliases to their anchors."""
@@ -132,7 +139,7 @@ class _Builder:
 
     def count(self, node: yaml.Node, size: int) -> None:
         self.nodes += size
-        if self.nodes > MAX_NODES:
+        if self.nodes > MAX_NODES:  # checked per node: an alias bomb stops at its first excess
             raise self.fail(
                 node,
                 f"the spec expands to more than {MAX_NODES} YAML nodes "
@@ -144,7 +151,7 @@ class _Builder:
         if known is not None:
             shared, size, anchor = known
             self.count(node, size)
-            if anchor != path:
+            if anchor != path and path not in self.document.values:
                 self.document.aliases[path] = anchor
             return shared  # shared: nothing downstream mutates spec data
         if len(path) > MAX_DEPTH:
@@ -157,16 +164,29 @@ class _Builder:
             )
         start = self.nodes
         self.count(node, 1)
-        self.document.values.setdefault(path, self.where(node))
+        self.document.values.setdefault(path, node.start_mark)
         value: Any
         if isinstance(node, yaml.MappingNode):
             value = self.build_mapping(node, path)
         elif isinstance(node, yaml.SequenceNode):
             value = [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
         else:
-            value = self.loader.construct_object(node)
+            value = self.scalar(node)
         self.built[id(node)] = (value, self.nodes - start, path)
         return value
+
+    def scalar(self, node: yaml.Node) -> Any:
+        # the common cases directly; PyYAML's constructor handles 0x1F, 1_000, .inf and the rest
+        if node.tag == _STR_TAG:
+            return node.value
+        if (
+            node.tag == _INT_TAG
+            and node.value.isascii()
+            and node.value.isdigit()
+            and node.value[0] != "0"
+        ):
+            return int(node.value)
+        return self.loader.construct_object(node)
 
     def build_mapping(self, node: yaml.MappingNode, path: SourcePath) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -177,13 +197,13 @@ class _Builder:
                 continue
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _SCALAR_TAGS:
                 raise self.fail(key_node, "mapping keys must be plain names")
-            key = str(self.loader.construct_object(key_node))
+            key = str(self.scalar(key_node))
             if key in result:
                 first = self.document.keys[(*path, key)]
                 raise self.fail(
-                    key_node, f"duplicate key {key!r} (first given at line {first.line})"
+                    key_node, f"duplicate key {key!r} (first given at line {first.line + 1})"
                 )
-            self.document.keys.setdefault((*path, key), self.where(key_node))
+            self.document.keys.setdefault((*path, key), key_node.start_mark)
             result[key] = self.build(value_node, (*path, key))
         # merged after the explicit keys, so an overriding key keeps its own position
         for value_node in merges:

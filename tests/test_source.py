@@ -84,7 +84,7 @@ def test_data_is_plain_python():
 )
 def test_value_positions_are_one_based(path, line, column):
     document = parse_yaml(SPEC, "net.yaml")
-    assert document.values[path] == Position("net.yaml", line, column)
+    assert document.position(path) == Position("net.yaml", line, column)
 
 
 @pytest.mark.parametrize(
@@ -99,7 +99,7 @@ def test_value_positions_are_one_based(path, line, column):
 )
 def test_key_positions_are_one_based(path, line, column):
     document = parse_yaml(SPEC, "net.yaml")
-    assert document.keys[path] == Position("net.yaml", line, column)
+    assert document.key_position(path) == Position("net.yaml", line, column)
 
 
 def test_position_falls_back_to_the_nearest_ancestor():
@@ -121,7 +121,7 @@ def test_error_renders_compiler_style():
 def test_text_is_given_the_file_name_spec():
     document = read_source(SPEC)
     assert document.file == "<spec>"
-    assert document.values[("name",)] == Position("<spec>", 1, 7)
+    assert document.position(("name",)) == Position("<spec>", 1, 7)
 
 
 def test_path_is_read_from_disk(tmp_path):
@@ -245,7 +245,7 @@ def test_merge_keys_copy_the_anchor():
     document = parse_yaml(text, "net.yaml")
     assert document.data["layer"] == {"kernel": 3, "stride": 2}
     assert document.data["defaults"] == {"kernel": 3, "stride": 1}
-    assert document.keys[("layer", "stride")] == Position("net.yaml", 4, 3)
+    assert document.key_position(("layer", "stride")) == Position("net.yaml", 4, 3)
 
 
 def test_merge_of_several_mappings_prefers_the_first():
@@ -261,7 +261,7 @@ def test_merge_after_explicit_keys_keeps_the_explicit_value():
 def test_merge_override_value_position_is_the_override():
     text = "defaults: &d {kernel: 3, stride: 1}\nlayer:\n  <<: *d\n  stride: 2\n"
     document = parse_yaml(text, "net.yaml")
-    assert document.values[("layer", "stride")] == Position("net.yaml", 4, 11)
+    assert document.position(("layer", "stride")) == Position("net.yaml", 4, 11)
 
 
 def test_merge_key_needs_a_mapping():

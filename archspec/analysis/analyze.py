@@ -8,6 +8,7 @@ from archspec.analysis.receptive_field import ReceptiveField, merge, misalignmen
 from archspec.analysis.report import BYTES_PER_ELEMENT, LayerReport, Report, Totals
 from archspec.errors import Diagnostic, ExpressionError, ShapeError, SpecError, UsageError
 from archspec.expressions import resolve_value
+from archspec.gcpause import paused_gc
 from archspec.graph import INPUT, Layer, validate_op
 from archspec.loader import Spec
 from archspec.ops.base import MAX_DIM, Op, Shape, numel
@@ -23,11 +24,12 @@ def analyze(spec: Spec, input_shape: Sequence[int] | None = None) -> Report:
     """
     shape = _check_input_shape(input_shape) if input_shape is not None else spec.graph.input_shape
     walk = _Walk(spec, shape)
-    for layer in spec.graph.layers():
-        walk.visit(layer)
-    if walk.errors:
-        raise SpecError.collect(walk.errors)
-    return walk.report()
+    with paused_gc():
+        for layer in spec.graph.layers():
+            walk.visit(layer)
+        if walk.errors:
+            raise SpecError.collect(walk.errors)
+        return walk.report()
 
 
 def _check_input_shape(shape: Sequence[int]) -> Shape:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from archspec.ops.base import GLOBAL, Pair, Window
+from archspec.ops.base import GLOBAL, POINTWISE, Pair, Window
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class ReceptiveField:
         return (self.height.start, self.width.start)
 
     def through(self, window: Window | Literal["global"], input_spatial: Pair) -> ReceptiveField:
-        if self.is_global:
+        if self.is_global or window == POINTWISE:
             return self
         if window == GLOBAL:
             return ReceptiveField.whole(input_spatial)
@@ -82,6 +82,8 @@ class ReceptiveField:
 
 def merge(fields: Sequence[ReceptiveField]) -> ReceptiveField:
     """Where paths meet, the output sees the largest field; flag paths that are not aligned."""
+    if len(fields) == 1:
+        return fields[0]
     if any(field.is_global for field in fields):
         return next(field for field in fields if field.is_global)
     height = max((field.height for field in fields), key=lambda axis: axis.size)
