@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import re
 import statistics
@@ -129,6 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=RUNS, help="timed runs of each command")
     args = parser.parse_args(argv)
+    # A regular `pip install` byte-compiles a package, as torch's install did; an editable
+    # install under PYTHONDONTWRITEBYTECODE (set on this machine) would recompile archspec's
+    # sources in every run instead.
+    compileall.compile_dir(ROOT / "archspec", quiet=1)
     archspec, torchinfo, torch_import = arms()
     print(
         f"ResNet-50 at 1x3x224x224, whole processes, interleaved; {args.runs} runs each after "
