@@ -155,7 +155,7 @@ def truncated(module: fx.GraphModule, layers: Sequence[str]) -> fx.GraphModule:
 
 def positive_image(shape: Shape, dtype: torch.dtype) -> torch.Tensor:
     """(1, C, H, W) of values in [0.5e-3, 1e-3]: positive, and small enough that ReLU6 never
-    saturates (a residual add at most doubles a value, and MobileNetV2 has ten of them)."""
+    saturates (a residual add at most doubles a value; MobileNetV2's largest is then 0.76)."""
     generator = torch.Generator().manual_seed(0)
     return (1 + torch.rand(1, *shape, generator=generator, dtype=dtype)) * 0.5e-3
 
