@@ -78,7 +78,7 @@ class TorchCall:
 class Op(BaseModel):
     """Base of every op: a validated record of its fields plus the rules that use them."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     op: str
     #: Fewest and most inputs the op takes (None: no upper bound).
