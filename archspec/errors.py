@@ -82,6 +82,7 @@ class UsageError(ArchspecError):
 def suggest(name: str, candidates: Iterable[str]) -> str:
     """Return ` (did you mean 'x'?)` for the closest candidate, or an empty string."""
     import difflib  # only errors need it; kept off the start-up path of every command
+
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 

@@ -12,7 +12,8 @@ from pydantic import ValidationError
 from archspec.errors import Diagnostic, ExpressionError, SpecError, UsageError, suggest
 from archspec.expressions import LATE_NAMES, contains_deferred, evaluate_value
 from archspec.gcpause import paused_gc
-from archspec.graph import LayerGraph, build_graph
+from archspec.graph import build_graph
+from archspec.layers import LayerGraph
 from archspec.source import SourceDocument, read_source
 from archspec.spec import SpecDocument, validation_diagnostics
 

@@ -12,7 +12,7 @@ import archspec
 from archspec import graph as graph_module
 from archspec.errors import SpecError, UsageError
 from archspec.expressions import Deferred
-from archspec.graph import LayerGraph
+from archspec.layers import LayerGraph
 
 HEAD = "name: net\ninput: [3, 32, 32]\n"
 

@@ -9,7 +9,7 @@ from archspec.analysis.report import BYTES_PER_ELEMENT, LayerReport, Report, Tot
 from archspec.errors import Diagnostic, ExpressionError, ShapeError, SpecError, UsageError
 from archspec.expressions import resolve_value
 from archspec.gcpause import paused_gc
-from archspec.graph import INPUT, Layer, validate_op
+from archspec.layers import INPUT, Layer, validate_op
 from archspec.loader import Spec
 from archspec.ops.base import MAX_DIM, Op, Shape, numel
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from torch import fx, nn
 
 from archspec.analysis import Report, analyze
-from archspec.graph import INPUT
+from archspec.layers import INPUT
 from archspec.ops.base import Shape, TorchCall
 
 if TYPE_CHECKING:

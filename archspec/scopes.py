@@ -1,0 +1,108 @@
+"""Names in a spec: the scopes groups and blocks open, and references resolved once all exist."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from archspec.errors import suggest
+from archspec.layers import INPUT
+from archspec.source import SourcePath
+
+
+class Ref:
+    """A reference to a layer's output, resolved once every name in the spec exists."""
+
+
+@dataclass(eq=False)
+class Node(Ref):
+    """A layer (or `input`) known by its node name."""
+
+    name: str
+
+
+@dataclass(eq=False)
+class Name(Ref):
+    """A name written in the spec, looked up from `scope` outwards."""
+
+    scope: Scope
+    text: str
+    path: SourcePath
+    reader: str  # who reads it, for messages: "layer 'add'" or "outputs"
+
+
+@dataclass(eq=False)
+class Member:
+    """What a name in a scope stands for: its output, and its inside for groups and blocks."""
+
+    output: Ref
+    scope: Scope | None = None  # set for groups and blocks, so dotted names can reach inside
+
+
+@dataclass(eq=False)
+class Scope:
+    """The names of one group or block instance; `last` is the output of its latest child."""
+
+    prefix: str
+    env: Mapping[str, Any]
+    input: Ref
+    parent: Scope | None
+    sealed: bool  # a block's names do not see outside it
+    members: dict[str, Member] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.last: Ref = self.input
+
+
+class Resolver:
+    """Turns references into node names; reports unknown names through `report`."""
+
+    def __init__(self, report: Callable[[SourcePath, str], None]) -> None:
+        self.report = report
+
+    def resolve(self, ref: Ref, seen: frozenset[int] = frozenset()) -> str:
+        """The node name a reference stands for, following left-out layers to what they read."""
+        if isinstance(ref, Node):
+            return ref.name
+        assert isinstance(ref, Name)
+        if id(ref) in seen:
+            self.report(
+                ref.path, f"{ref.reader}: {ref.text!r} refers to itself through left-out layers"
+            )
+            return ""
+        member = self._lookup(ref)
+        if member is None:
+            return ""
+        return self.resolve(member.output, seen | {id(ref)})
+
+    def _lookup(self, ref: Name) -> Member | None:
+        head, *rest = ref.text.split(".")
+        scope: Scope | None = ref.scope
+        if head == INPUT and not rest:
+            return Member(ref.scope.input)
+        visible: list[str] = [INPUT]
+        while scope is not None:
+            member = scope.members.get(head)
+            if member is not None:
+                return self._descend(ref, member, rest)
+            visible += scope.members
+            scope = None if scope.sealed else scope.parent
+        self.report(
+            ref.path, f"{ref.reader}: unknown layer name {ref.text!r}{suggest(ref.text, visible)}"
+        )
+        return None
+
+    def _descend(self, ref: Name, member: Member, rest: list[str]) -> Member | None:
+        for part in rest:
+            inner = member.scope.members.get(part) if member.scope else None
+            if inner is None:
+                options = list(member.scope.members) if member.scope else []
+                self.report(
+                    ref.path,
+                    f"{ref.reader}: unknown layer name {ref.text!r}: no {part!r} inside"
+                    f"{suggest(part, options)}",
+                )
+                return None
+            member = inner
+        return member
