@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -61,10 +62,9 @@ class SpecError(ArchspecError):
 
     @classmethod
     def collect(cls, diagnostics: Sequence[Diagnostic]) -> SpecError:
-        count = len(diagnostics)
-        return cls(
-            f"{count} error{'s' if count != 1 else ''} in spec", sorted(diagnostics, key=_place)
-        )
+        folded = fold_instances(diagnostics)
+        count = len(folded)
+        return cls(f"{count} error{'s' if count != 1 else ''} in spec", folded)
 
 
 class ShapeError(ArchspecError):
@@ -85,6 +85,33 @@ def suggest(name: str, candidates: Iterable[str]) -> str:
 
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+_LAYER_NAME = re.compile(r"^layer '[^']*': ")
+
+
+def fold_instances(diagnostics: Sequence[Diagnostic]) -> list[Diagnostic]:
+    """One diagnostic per place and message, sorted by position.
+
+    A mistake inside a block is met once per instance; it is reported once, at the first
+    instance, with the number of other instances that share it.
+    """
+    first: dict[tuple[Position | None, Severity, str], Diagnostic] = {}
+    repeats: dict[tuple[Position | None, Severity, str], int] = {}
+    for diagnostic in diagnostics:
+        key = (diagnostic.position, diagnostic.severity, _LAYER_NAME.sub("", diagnostic.message))
+        if key in first:
+            repeats[key] += 1
+        else:
+            first[key], repeats[key] = diagnostic, 0
+    folded = []
+    for place, diagnostic in first.items():
+        more = repeats[place]
+        suffix = f" (and {more} more instance{'s' if more > 1 else ''})" if more else ""
+        folded.append(
+            Diagnostic(diagnostic.message + suffix, diagnostic.position, diagnostic.severity)
+        )
+    return sorted(folded, key=_place)
 
 
 def _place(diagnostic: Diagnostic) -> tuple[str, int, int]:

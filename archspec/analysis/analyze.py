@@ -6,7 +6,14 @@ from collections.abc import Sequence
 
 from archspec.analysis.receptive_field import ReceptiveField, merge, misalignment
 from archspec.analysis.report import BYTES_PER_ELEMENT, LayerReport, Report, Totals
-from archspec.errors import Diagnostic, ExpressionError, ShapeError, SpecError, UsageError
+from archspec.errors import (
+    Diagnostic,
+    ExpressionError,
+    ShapeError,
+    SpecError,
+    UsageError,
+    fold_instances,
+)
 from archspec.expressions import resolve_value
 from archspec.gcpause import paused_gc
 from archspec.layers import INPUT, Layer, validate_op
@@ -148,7 +155,7 @@ class _Walk:
             tuple(self.layers),
             self.spec.graph.outputs,
             totals,
-            tuple(self.warnings),
+            tuple(fold_instances(self.warnings)),
         )
 
     def _structural_warnings(self, totals: Totals) -> None:
