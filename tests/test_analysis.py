@@ -663,3 +663,25 @@ def test_in_channels_mobilenet_v2_published():
     assert report.totals.macs == 300_774_272
     depthwise = report.layer("features.2.conv.1.0")
     assert (depthwise.op.groups, depthwise.output_shape) == (96, (96, 56, 56))
+
+
+def test_a_warning_inside_a_block_is_reported_once_for_all_instances():
+    spec = archspec.load(
+        """
+name: net
+input: [3, 16, 16]
+blocks:
+  twin:
+    layers:
+      - {name: left, op: conv2d, out_channels: 3, kernel: 1}
+      - {name: right, op: conv2d, out_channels: 3, kernel: 1, inputs: input}
+layers:
+  - {name: body, block: twin, repeat: 3}
+"""
+    )
+    report = archspec.analyze(spec)
+    (message,) = warning_messages(report, "never used")
+    assert message == (
+        "layer 'body.0.left': its output is never used (not read by a layer, not an output) "
+        "(and 2 more instances)"
+    )
