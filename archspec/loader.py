@@ -53,8 +53,8 @@ def validate_document(source: SourceDocument) -> SpecDocument:
             [
                 source.error(
                     (),
-                    "a spec is a mapping with keys name, input, "
-                    "layers (and params, blocks, outputs, freeze)",
+                    "a spec is a mapping with keys name, input, layers (and params, blocks, "
+                    f"outputs, freeze), got {_kind(source.data)}",
                 )
             ]
         )
@@ -96,3 +96,9 @@ def resolve_params(
     if errors:
         raise SpecError.collect(errors)
     return params
+
+
+def _kind(data: object) -> str:
+    return {list: "a list", str: "a string", int: "a number", float: "a number"}.get(
+        type(data), type(data).__name__
+    )

@@ -104,6 +104,10 @@ def parse_yaml(text: str, file: str = "<spec>") -> SourceDocument:
         mark = error.problem_mark or error.context_mark
         where = Position(file, mark.line + 1, mark.column + 1) if mark else None
         problem = error.problem or error.context or "invalid YAML"
+        opened = error.context_mark
+        if error.problem and error.context and opened and opened is not mark:
+            # e.g. an unclosed bracket: say where the construct began
+            problem += f" ({error.context} at line {opened.line + 1}, column {opened.column + 1})"
         raise SpecError.collect([Diagnostic(f"YAML syntax: {problem}", where)]) from error
     except yaml.YAMLError as error:
         raise SpecError.collect(
