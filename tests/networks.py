@@ -19,7 +19,8 @@ from torch import nn
 
 def _meta(module: nn.Module, shape: tuple[int, int, int]) -> tuple[int, int, int]:
     """Output shape of `module` by torch's own rules, without computing anything."""
-    c, h, w = module(torch.empty(1, *shape, device="meta")).shape[1:]
+    # batch 2: in training mode batch norm refuses a batch of one 1x1 map
+    c, h, w = module(torch.empty(2, *shape, device="meta")).shape[1:]
     return c, h, w
 
 
