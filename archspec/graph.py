@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from archspec.errors import Diagnostic, ExpressionError, SpecError, suggest
@@ -21,9 +21,15 @@ INSTANCES_PER_LAYER = 4
 
 
 def build_graph(
-    document: SpecDocument, source: SourceDocument, params: Mapping[str, Any]
+    document: SpecDocument,
+    source: SourceDocument,
+    params: Mapping[str, Any],
+    freeze: Sequence[str] = (),
 ) -> LayerGraph:
-    """Expand the document into a LayerGraph; raises SpecError with every problem found."""
+    """Expand the document into a LayerGraph; raises SpecError with every problem found.
+
+    `freeze` adds patterns to the spec's own `freeze:` list (the CLI's --freeze).
+    """
     expander = _Expander(document, source)
     top = Scope("", params, Node(INPUT), None, sealed=True)
     expander.expand_sequence(document.layers, ("layers",), top)
@@ -36,7 +42,10 @@ def build_graph(
         if output_refs
         else [expander.resolver.resolve(top.last)]
     )
-    expander.apply_freeze(document.freeze)
+    expander.apply_freeze(
+        [(pattern, ("freeze", index)) for index, pattern in enumerate(document.freeze)]
+        + [(pattern, None) for pattern in freeze]
+    )
     if expander.errors:
         raise SpecError.collect(expander.errors)
     order = topological_order(expander.layers, source)
@@ -365,21 +374,30 @@ class _Expander:
                 f"{expected} input{'s' if expected != '1' else ''}, got {count}",
             )
 
-    def apply_freeze(self, patterns: list[str]) -> None:
-        """Freeze every layer whose name, or the name of a group holding it, matches a pattern."""
+    def apply_freeze(self, patterns: Sequence[tuple[str, SourcePath | None]]) -> None:
+        """Freeze every layer whose name, or the name of a group holding it, matches a pattern;
+        `!pattern` unfreezes, and later patterns win (`["*", "!fc"]`: all but the head).
+
+        Patterns from the command line have no place in the spec (path None).
+        """
         prefixes = {name: _prefixes(name) for name in self.layers}
-        for index, pattern in enumerate(patterns):
+        for pattern, path in patterns:
+            thaw = pattern.startswith("!")
+            glob = pattern.removeprefix("!")
             matched = False
             for name, layer in self.layers.items():
-                if any(fnmatch.fnmatchcase(prefix, pattern) for prefix in prefixes[name]):
-                    layer.frozen = matched = True
-            if not matched:
-                groups = {prefix for names in prefixes.values() for prefix in names[:-1]}
-                candidates = [*groups, *(f"{group}.*" for group in groups), *self.layers]
-                self.error(
-                    ("freeze", index),
-                    f"freeze pattern {pattern!r} matches no layer{suggest(pattern, candidates)}",
-                )
+                if any(fnmatch.fnmatchcase(prefix, glob) for prefix in prefixes[name]):
+                    layer.frozen = not thaw
+                    matched = True
+            if matched:
+                continue
+            groups = {prefix for names in prefixes.values() for prefix in names[:-1]}
+            candidates = [*groups, *(f"{group}.*" for group in groups), *self.layers]
+            message = f"freeze pattern {pattern!r} matches no layer{suggest(glob, candidates)}"
+            if path is None:
+                self.errors.append(Diagnostic(f"--freeze: {message}"))
+            else:
+                self.error(path, message)
 
 
 def _prefixes(name: str) -> list[str]:

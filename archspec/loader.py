@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,17 +33,20 @@ class Spec:
         return self.source.file
 
 
-def load(spec: str | Path, overrides: Mapping[str, Any] | None = None) -> Spec:
+def load(
+    spec: str | Path, overrides: Mapping[str, Any] | None = None, freeze: Sequence[str] = ()
+) -> Spec:
     """Read, validate and expand a spec given as a path or YAML text.
 
-    `overrides` replaces spec-level parameters (`{"num_classes": 10}`); raises SpecError listing
-    every problem found, each with its file, line and column.
+    `overrides` replaces spec-level parameters (`{"num_classes": 10}`); `freeze` adds
+    dotted-name patterns of frozen layers to the spec's own (`["*", "!fc"]`). Raises SpecError
+    listing every problem found, each with its file, line and column.
     """
     with paused_gc():
         source = read_source(spec)
         document = validate_document(source)
         params = resolve_params(document, source, overrides or {})
-        graph = build_graph(document, source, params)
+        graph = build_graph(document, source, params, freeze)
     return Spec(document.name, params, graph, document, source)
 
 

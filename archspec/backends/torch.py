@@ -2,29 +2,60 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from torch import fx, nn
 
 from archspec.analysis import Report, analyze
+from archspec.backends.weights import WeightsReport, load_weights
 from archspec.layers import INPUT
 from archspec.ops.base import Shape, TorchCall
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    import torch
+
     from archspec.loader import Spec
 
 
-def compile_module(spec: Spec, report: Report | None = None) -> fx.GraphModule:
+class CompiledNetwork(fx.GraphModule):
+    """The network as a GraphModule: `forward` is generated straight-line code.
+
+    Frozen batch norms stay in eval mode when the network trains, so fine-tuning keeps the
+    running statistics learnt on the large dataset.
+    """
+
+    frozen_norms: tuple[str, ...] = ()
+    weights_report: WeightsReport | None = None
+
+    def train(self, mode: bool = True) -> CompiledNetwork:
+        super().train(mode)
+        for name in self.frozen_norms:
+            self.get_submodule(name).eval()
+        return self
+
+
+def compile_module(
+    spec: Spec,
+    report: Report | None = None,
+    weights: str | Path | Mapping[str, torch.Tensor] | None = None,
+    strict: bool = True,
+) -> CompiledNetwork:
     """Build the network: (N, *input_shape) -> output, or a tuple of outputs when there are several.
 
-    `forward` is straight-line generated code, one statement per layer; `state_dict()` keys are
-    the spec's dotted names (`layer1.0.conv1.weight`). Frozen layers get `requires_grad=False`.
+    `state_dict()` keys are the spec's dotted names (`layer1.0.conv1.weight`); frozen layers get
+    `requires_grad=False`. `weights` is a state_dict or a file of one (loaded with
+    `weights_only=True`); with `strict=False` only keys of matching shape are loaded and the rest
+    are listed in `weights_report`.
     """
     report = report or analyze(spec)
     root = nn.Module()
     graph = fx.Graph()
     shapes: dict[str, Shape] = {INPUT: report.input_shape}
     values: dict[str, fx.Node] = {INPUT: graph.placeholder(INPUT)}
+    frozen_norms = []
     for layer in report.layers:
         inputs = [shapes[name] for name in layer.inputs]
         arguments = [values[name] for name in layer.inputs]
@@ -34,18 +65,24 @@ def compile_module(spec: Spec, report: Report | None = None) -> fx.GraphModule:
         else:
             if layer.frozen:
                 lowered.requires_grad_(False)
+                if isinstance(lowered, nn.modules.batchnorm._BatchNorm):
+                    frozen_norms.append(layer.name)
             _install(root, layer.name, lowered)
             values[layer.name] = graph.call_module(layer.name, tuple(arguments))
         values[layer.name].meta["archspec_layer"] = layer.name
         shapes[layer.name] = layer.output_shape
     results = [values[name] for name in report.outputs]
     graph.output(results[0] if len(results) == 1 else tuple(results))
-    return fx.GraphModule(root, graph, class_name=_class_name(spec.name))
+    module = CompiledNetwork(root, graph, class_name=class_name(spec.name))
+    module.frozen_norms = tuple(frozen_norms)
+    if weights is not None:
+        module.weights_report = load_weights(module, weights, strict)
+    return module.train()
 
 
-def _call(graph: fx.Graph, call: TorchCall, arguments: list[fx.Node]) -> fx.Node:
+def _call(graph: fx.Graph, call: TorchCall, arguments: Sequence[fx.Node]) -> fx.Node:
     if call.packed:
-        return graph.call_function(call.function, (arguments,), call.kwargs)
+        return graph.call_function(call.function, (list(arguments),), call.kwargs)
     if call.chained:
         result = arguments[0]
         for argument in arguments[1:]:
@@ -67,8 +104,6 @@ def _install(root: nn.Module, dotted: str, module: nn.Module) -> None:
     owner.add_module(leaf, module)
 
 
-def _class_name(name: str) -> str:
-    return "".join(part.capitalize() for part in name.split("_")) or "Network"
-
-
-__all__ = ["compile_module"]
+def class_name(name: str) -> str:
+    """`resnet50` -> `Resnet50`, `mobilenet_v2` -> `MobilenetV2`."""
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_")) or "Network"
