@@ -1,0 +1,81 @@
+"""Write torchvision's state_dict keys and shapes for the zoo to tests/golden/torchvision/.
+
+torchvision is not a dependency of archspec, so this runs in a separate environment that has it:
+
+    python3 -m venv /tmp/tvenv
+    /tmp/tvenv/bin/pip install torch torchvision pydantic pyyaml networkx onnx
+    /tmp/tvenv/bin/pip install -e . --no-deps
+    /tmp/tvenv/bin/python benchmarks/torchvision_state_dicts.py
+
+tests/test_torchvision_keys.py then checks, without torchvision, that every compiled example has
+the same keys, shapes and parameter total as the torchvision model of the same name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torchvision
+from torchvision import models
+
+#: The examples whose torchvision model has the same name (lenet5 has none).
+MODELS = (
+    "alexnet",
+    "vgg16",
+    "resnet18",
+    "resnet50",
+    "resnet101",
+    "mobilenet_v2",
+    "resnext50_32x4d",
+)
+GOLDEN = Path(__file__).resolve().parent.parent / "tests" / "golden" / "torchvision"
+
+
+def describe(name: str) -> dict[str, object]:
+    """The model's state_dict as {key: shape} in torchvision's order, and its parameter total."""
+    model = models.get_model(name, weights=None)
+    return {
+        "model": name,
+        "torchvision": torchvision.__version__,
+        "torch": torch.__version__,
+        "state_dict": {key: list(value.shape) for key, value in model.state_dict().items()},
+        "params": sum(parameter.numel() for parameter in model.parameters()),
+    }
+
+
+def render(golden: dict[str, object]) -> str:
+    """JSON with one state_dict entry per line, so a diff of two versions reads key by key."""
+    state_dict = golden["state_dict"]
+    assert isinstance(state_dict, dict)
+    entries = ",\n".join(
+        f"    {json.dumps(key)}: {json.dumps(shape)}" for key, shape in state_dict.items()
+    )
+    head = ",\n".join(
+        f"  {json.dumps(field)}: {json.dumps(golden[field])}"
+        for field in ("model", "torchvision", "torch")
+    )
+    tail = f'  "state_dict": {{\n{entries}\n  }},\n  "params": {golden["params"]}'
+    return f"{{\n{head},\n{tail}\n}}\n"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=GOLDEN, help="directory of the golden files")
+    parser.add_argument("models", nargs="*", default=MODELS, help="torchvision model names")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in args.models:
+        golden = describe(name)
+        text = render(golden)
+        assert json.loads(text) == golden  # the hand-made layout is valid JSON of the same value
+        path = args.out / f"{name}.json"
+        path.write_text(text)
+        print(f"{path}: {len(golden['state_dict'])} keys, {golden['params']:,} params")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""The zoo compiles to torchvision's state_dict: same keys, same shapes, same parameter total.
+
+The golden files come from torchvision itself (`benchmarks/torchvision_state_dicts.py`, run in an
+environment that has torchvision), so this test needs neither torchvision nor its weights.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import archspec
+from archspec.backends.torch import compile_module
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = ROOT / "tests" / "golden" / "torchvision"
+EXAMPLES = ROOT / "examples"
+
+#: The examples that torchvision has under the same name; lenet5 is not among its models.
+MODELS = (
+    "alexnet",
+    "vgg16",
+    "resnet18",
+    "resnet50",
+    "resnet101",
+    "mobilenet_v2",
+    "resnext50_32x4d",
+)
+
+
+def golden(name: str) -> dict:
+    return json.loads((GOLDEN / f"{name}.json").read_text())
+
+
+def test_every_golden_file_is_checked():
+    assert {path.stem for path in GOLDEN.glob("*.json")} == set(MODELS)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_state_dict_matches_torchvision(name):
+    expected = golden(name)
+    assert expected["model"] == name
+    module = compile_module(archspec.load(EXAMPLES / f"{name}.yaml"))
+    shapes = {key: list(value.shape) for key, value in module.state_dict().items()}
+    # Compare the differences first: on failure they name the keys instead of two long dicts.
+    missing = sorted(expected["state_dict"].keys() - shapes.keys())
+    extra = sorted(shapes.keys() - expected["state_dict"].keys())
+    assert (missing, extra) == ([], [])
+    wrong = {
+        key: (shape, expected["state_dict"][key])
+        for key, shape in shapes.items()
+        if shape != expected["state_dict"][key]
+    }
+    assert wrong == {}
+    assert sum(parameter.numel() for parameter in module.parameters()) == expected["params"]
