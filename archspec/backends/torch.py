@@ -27,8 +27,15 @@ class CompiledNetwork(fx.GraphModule):
     running statistics learnt on the large dataset.
     """
 
-    frozen_norms: tuple[str, ...] = ()
-    weights_report: WeightsReport | None = None
+    # plain Python facts about the network, not part of what TorchScript compiles
+    __jit_ignored_attributes__ = ("frozen_norms", "weights_report")
+
+    def __init__(
+        self, root: nn.Module, graph: fx.Graph, class_name: str, frozen_norms: tuple[str, ...]
+    ) -> None:
+        super().__init__(root, graph, class_name)
+        self.frozen_norms = frozen_norms
+        self.weights_report: WeightsReport | None = None
 
     def train(self, mode: bool = True) -> CompiledNetwork:
         super().train(mode)
@@ -73,8 +80,7 @@ def compile_module(
         shapes[layer.name] = layer.output_shape
     results = [values[name] for name in report.outputs]
     graph.output(results[0] if len(results) == 1 else tuple(results))
-    module = CompiledNetwork(root, graph, class_name=class_name(spec.name))
-    module.frozen_norms = tuple(frozen_norms)
+    module = CompiledNetwork(root, graph, class_name(spec.name), tuple(frozen_norms))
     if weights is not None:
         module.weights_report = load_weights(module, weights, strict)
     return module.train()
