@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -59,10 +60,45 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument("--format", choices=("table", "json", "markdown"), default="table")
     _add_overrides(analyze)
     analyze.set_defaults(run=_analyze)
+
+    compile_ = commands.add_parser(
+        "compile", help="write the network as PyTorch source (.py) or its weights (.pt)"
+    )
+    compile_.add_argument("spec", metavar="SPEC")
+    compile_.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        type=Path,
+        metavar="OUT",
+        help="model.py: standalone PyTorch source; weights.pt: the state_dict",
+    )
+    compile_.add_argument(
+        "--weights",
+        type=Path,
+        metavar="PATH",
+        help="load this state_dict (read with weights_only=True)",
+    )
+    compile_.add_argument(
+        "--no-strict",
+        dest="strict",
+        action="store_false",
+        help="load the weights whose shapes match and list the rest",
+    )
+    _add_overrides(compile_)
+    compile_.set_defaults(run=_compile)
     return parser
 
 
 def _add_overrides(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--freeze",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="freeze layers matching a dotted-name pattern (layer1.*); !PATTERN unfreezes; "
+        "repeatable, later ones win",
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -101,7 +137,7 @@ def _validate(args: argparse.Namespace) -> int:
     failed = False
     for path in args.specs:
         try:
-            report = analyze(load(path, dict(args.overrides)))
+            report = analyze(load(path, dict(args.overrides), args.freeze))
         except UsageError:
             raise
         except ArchspecError as error:
@@ -122,7 +158,7 @@ def _analyze(args: argparse.Namespace) -> int:
     from archspec.loader import load
     from archspec.render import to_json, to_markdown, to_table
 
-    report = analyze(load(args.spec, dict(args.overrides)), args.input_shape)
+    report = analyze(load(args.spec, dict(args.overrides), args.freeze), args.input_shape)
     _print_diagnostics(report.warnings)
     if args.format == "json":
         print(to_json(report))
@@ -131,6 +167,50 @@ def _analyze(args: argparse.Namespace) -> int:
     else:
         color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
         print(to_table(report, color), end="")
+    return EXIT_OK
+
+
+OUTPUT_KINDS = {".py": "PyTorch source", ".pt": "state_dict", ".pth": "state_dict"}
+
+
+def _compile(args: argparse.Namespace) -> int:
+    output: Path = args.output
+    if output.suffix not in OUTPUT_KINDS:
+        kinds = ", ".join(f"{suffix} ({kind})" for suffix, kind in OUTPUT_KINDS.items())
+        raise UsageError(f"cannot tell what to write to {str(output)!r}: use {kinds}")
+    from archspec.analysis import analyze
+    from archspec.loader import load
+
+    spec = load(args.spec, dict(args.overrides), args.freeze)
+    report = analyze(spec)
+    _print_diagnostics(report.warnings)
+    # torch is imported only now: validate and analyze stay fast
+    from archspec.backends.torch import class_name, compile_module
+    from archspec.files import atomic_write
+
+    module = compile_module(spec, report, args.weights, args.strict)
+    if module.weights_report is not None:
+        _print_diagnostics(
+            [
+                Diagnostic(f"weights not loaded: {line}", severity="warning")
+                for line in module.weights_report.lines()
+            ]
+        )
+    if output.suffix == ".py":
+        from archspec.backends.torch_source import generate_source
+
+        source = generate_source(
+            module, class_name(spec.name), spec_name=spec.name, input_shape=report.input_shape
+        ).encode()
+        atomic_write(output, lambda file: file.write(source))
+    else:
+        import torch
+
+        atomic_write(output, lambda file: torch.save(module.state_dict(), file))
+    print(
+        f"{output}: {OUTPUT_KINDS[output.suffix]} of {spec.name} "
+        f"({report.totals.params:,} params, {report.totals.trainable_params:,} trainable)"
+    )
     return EXIT_OK
 
 

@@ -75,6 +75,10 @@ class ExpressionError(ArchspecError):
     """An expression in a spec cannot be evaluated."""
 
 
+class SourceError(ArchspecError):
+    """A compiled network that standalone PyTorch source cannot reproduce exactly."""
+
+
 class UsageError(ArchspecError):
     """A command-line argument or API argument is wrong."""
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import keyword
 from collections.abc import Callable
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -21,7 +23,20 @@ from archspec.ops.base import MAX_DIM
 from archspec.source import SourceDocument, SourcePath
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-Name = Annotated[str, Field(pattern=NAME_PATTERN, description="a name: letters, digits and _")]
+
+
+def _not_a_keyword(name: str) -> str:
+    # layer names become attribute names in generated PyTorch code: `self.def` cannot exist
+    if keyword.iskeyword(name):
+        raise ValueError(f"{name!r} is a Python keyword; choose another name")
+    return name
+
+
+Name = Annotated[
+    str,
+    Field(pattern=NAME_PATTERN, description="a name: letters, digits and _"),
+    AfterValidator(_not_a_keyword),
+]
 #: A parameter value: a number, a boolean, a string (an expression or a word) or a list of them.
 Value = int | float | bool | str | list[Any]
 #: An integer, or an expression over parameters that gives one.
