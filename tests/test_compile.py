@@ -170,3 +170,29 @@ def test_a_pickled_object_is_not_executed(tmp_path):
 def test_a_missing_weights_file_is_named(tmp_path):
     with pytest.raises(WeightsError, match=r"does not exist"):
         archspec.compile(LENET5, weights=tmp_path / "none.pt")
+
+
+def test_activations_overwrite_only_outputs_nobody_else_needs():
+    module = archspec.compile(
+        """
+name: inplace
+input: [3, 8, 8]
+layers:
+  - {name: conv, op: conv2d, out_channels: 4, kernel: 3, padding: 1}
+  - {name: act, op: relu}
+  - {name: gate, op: sigmoid}
+  - {name: after_gate, op: relu}
+  - {name: shared, op: conv2d, out_channels: 4, kernel: 1}
+  - {name: left, op: relu}
+  - {name: right, op: relu, inputs: shared}
+  - {name: sum, op: add, inputs: [left, right]}
+"""
+    )
+    # conv's output feeds act alone; sigmoid's backward reads its output; shared has two readers
+    assert module.act.inplace
+    assert not module.after_gate.inplace
+    assert not module.left.inplace
+    assert not module.right.inplace
+    image = torch.randn(2, 3, 8, 8, requires_grad=True)
+    module(image).sum().backward()  # autograd accepts every in-place write
+    assert image.grad is not None

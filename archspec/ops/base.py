@@ -83,6 +83,9 @@ class Op(BaseModel):
     op: str
     #: Fewest and most inputs the op takes (None: no upper bound).
     arity: ClassVar[tuple[int, int | None]] = (1, 1)
+    #: Whether torch's backward of this op reads its output. When it does not (conv, linear,
+    #: batch norm, add), the activation reading that output alone may overwrite it in place.
+    output_kept_for_backward: ClassVar[bool] = True
 
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:
         """Shapes are per sample, without the batch dimension: (C, H, W) or (F,)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import model_validator
 
@@ -32,6 +32,7 @@ class Conv2d(Op):
     """`nn.Conv2d`: (C_in, H, W) -> (out_channels, H', W')."""
 
     op: Literal["conv2d"] = "conv2d"
+    output_kept_for_backward: ClassVar[bool] = False
     out_channels: Channels
     kernel: PositivePair
     stride: PositivePair = (1, 1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from archspec.errors import ShapeError
 from archspec.ops.base import Channels, Op, Shape, format_shape
@@ -18,6 +18,7 @@ class Linear(Op):
     """`nn.Linear`: (F_in,) -> (out_features,)."""
 
     op: Literal["linear"] = "linear"
+    output_kept_for_backward: ClassVar[bool] = False
     out_features: Channels
     bias: bool = True
 

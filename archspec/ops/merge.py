@@ -18,6 +18,7 @@ class Add(Op):
     """x_1 + x_2 + ...: all inputs of one shape, the residual connection."""
 
     op: Literal["add"] = "add"
+    output_kept_for_backward: ClassVar[bool] = False
     arity: ClassVar[tuple[int, int | None]] = (2, None)
 
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:

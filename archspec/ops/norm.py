@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
 from pydantic import Field
 
@@ -19,6 +19,7 @@ class BatchNorm2d(Op):
     """`nn.BatchNorm2d`: (C, H, W) -> (C, H, W), a scale and a shift per channel."""
 
     op: Literal["batchnorm2d"] = "batchnorm2d"
+    output_kept_for_backward: ClassVar[bool] = False
     eps: Annotated[float, Field(gt=0)] = 1e-5
     momentum: Annotated[float, Field(ge=0, le=1)] = 0.1
     affine: bool = True
