@@ -33,6 +33,7 @@ schema: $(VENV)/.installed
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/analyze_speed.py
 	$(BIN)/python benchmarks/scaling.py
+	$(BIN)/python benchmarks/forward_speed.py
 
 clean:
 	rm -rf $(VENV)
