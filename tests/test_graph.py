@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import signal
-from collections.abc import Iterator
-
 import pytest
+from timing import within
 
 import archspec
 from archspec import graph as graph_module
@@ -24,24 +21,6 @@ def expand(body: str, overrides: dict[str, object] | None = None) -> LayerGraph:
 def wiring(graph: LayerGraph) -> dict[str, tuple[str, ...]]:
     """Each layer, in order, with the layers it reads."""
     return {layer.name: layer.inputs for layer in graph.layers()}
-
-
-@contextlib.contextmanager
-def within(seconds: float) -> Iterator[None]:
-    """Fail the test (instead of hanging the suite) when the body runs longer than `seconds`."""
-
-    def expire(signum: int, frame: object) -> None:
-        raise TimeoutError
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    except TimeoutError:
-        pytest.fail(f"took longer than {seconds} s")
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 # -- naming ----------------------------------------------------------------------------------

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import re
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from timing import within
 
 import archspec
 from archspec import source
@@ -23,24 +22,6 @@ layers:
   - op: linear
     out_features: 10
 """
-
-
-@contextlib.contextmanager
-def within(seconds: float) -> Iterator[None]:
-    """Fail the test (instead of hanging the suite) when the body runs longer than `seconds`."""
-
-    def expire(signum: int, frame: object) -> None:
-        raise TimeoutError
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    except TimeoutError:
-        pytest.fail(f"took longer than {seconds} s")
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def alias_bomb(levels: int) -> str:
