@@ -13,6 +13,7 @@ from archspec.loader import Spec, load
 if TYPE_CHECKING:
     import torch
 
+    from archspec.backends.onnx import ExportReport
     from archspec.backends.torch import CompiledNetwork
 
 __version__ = "0.1.0"
@@ -26,6 +27,7 @@ __all__ = [
     "__version__",
     "analyze",
     "compile",
+    "export_onnx",
     "load",
 ]
 
@@ -44,3 +46,22 @@ def compile(
 
     spec = spec if isinstance(spec, Spec) else load(spec)
     return compile_module(spec, analyze(spec, input_shape), weights, strict)
+
+
+def export_onnx(
+    spec: Spec | str | Path,
+    path: str | Path,
+    weights: str | Path | Mapping[str, torch.Tensor] | None = None,
+    opset: int | None = None,
+    batch: int | None = None,
+    verify: bool = True,
+    strict: bool = True,
+) -> ExportReport:
+    """Write the spec as a verified ONNX model (dynamic batch unless `batch` is given).
+
+    See `archspec.backends.onnx.export_onnx`; nothing is written unless verification passes.
+    """
+    from archspec.backends.onnx import export_onnx as export
+
+    spec = spec if isinstance(spec, Spec) else load(spec)
+    return export(spec, path, weights, strict, opset, batch, verify)

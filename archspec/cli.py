@@ -87,6 +87,41 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_overrides(compile_)
     compile_.set_defaults(run=_compile)
+
+    export = commands.add_parser(
+        "export", help="write the network as ONNX, verified against onnxruntime"
+    )
+    export.add_argument("spec", metavar="SPEC")
+    export.add_argument("-o", "--output", required=True, type=Path, metavar="OUT.onnx")
+    export.add_argument(
+        "--weights",
+        type=Path,
+        metavar="PATH",
+        help="load this state_dict (read with weights_only=True)",
+    )
+    export.add_argument(
+        "--no-strict",
+        dest="strict",
+        action="store_false",
+        help="load the weights whose shapes match and list the rest",
+    )
+    export.add_argument("--opset", type=int, metavar="N", help="ONNX opset (default 18)")
+    export.add_argument(
+        "--batch",
+        type=_batch,
+        default=None,
+        metavar="N|dynamic",
+        help="a fixed batch size, or dynamic (the default)",
+    )
+    export.add_argument(
+        "--no-verify",
+        dest="verify",
+        action="store_false",
+        help="skip the checker, shape and onnxruntime comparisons",
+    )
+    export.add_argument("--quiet", action="store_true", help="no progress lines")
+    _add_overrides(export)
+    export.set_defaults(run=_export)
     return parser
 
 
@@ -118,6 +153,14 @@ def _override(text: str) -> tuple[str, Any]:
     if not isinstance(value, int | float | bool | str):
         raise argparse.ArgumentTypeError(f"{name}: a value is a number, a boolean or an expression")
     return name.strip(), value
+
+
+def _batch(text: str) -> int | None:
+    if text == "dynamic":
+        return None
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"expected a batch size or 'dynamic', got {text!r}")
 
 
 def _input_shape(text: str) -> tuple[int, ...]:
@@ -210,6 +253,43 @@ def _compile(args: argparse.Namespace) -> int:
     print(
         f"{output}: {OUTPUT_KINDS[output.suffix]} of {spec.name} "
         f"({report.totals.params:,} params, {report.totals.trainable_params:,} trainable)"
+    )
+    return EXIT_OK
+
+
+def _export(args: argparse.Namespace) -> int:
+    output: Path = args.output
+    if output.suffix != ".onnx":
+        raise UsageError(f"export writes ONNX: name the output *.onnx, not {str(output)!r}")
+    from archspec.loader import load
+
+    spec = load(args.spec, dict(args.overrides), args.freeze)
+    # progress goes to a terminal only: logs and pipes get the result line alone
+    talk = not args.quiet and sys.stderr.isatty()
+    from archspec.backends.onnx import export_onnx
+
+    result = export_onnx(
+        spec,
+        output,
+        args.weights,
+        args.strict,
+        args.opset,
+        args.batch,
+        args.verify,
+        progress=(lambda message: print(f"archspec: {message}...", file=sys.stderr))
+        if talk
+        else None,
+    )
+    checks = (
+        f"; {result.checked_shapes} layer shapes match, onnxruntime agrees at batch "
+        f"{' and '.join(map(str, result.batches))} (worst difference {result.worst_difference:.1e})"
+        if args.verify and result.worst_difference is not None
+        else "; not verified"
+    )
+    print(
+        f"{output}: ONNX opset {result.opset}, {result.nodes} nodes, "
+        f"{'batch ' + str(args.batch) if args.batch else 'dynamic batch'}{checks} "
+        f"({result.seconds:.1f} s)"
     )
     return EXIT_OK
 

@@ -49,13 +49,15 @@ def compile_module(
     report: Report | None = None,
     weights: str | Path | Mapping[str, torch.Tensor] | None = None,
     strict: bool = True,
+    scoped_calls: bool = False,
 ) -> CompiledNetwork:
     """Build the network: (N, *input_shape) -> output, or a tuple of outputs when there are several.
 
     `state_dict()` keys are the spec's dotted names (`layer1.0.conv1.weight`); frozen layers get
     `requires_grad=False`. `weights` is a state_dict or a file of one (loaded with
     `weights_only=True`); with `strict=False` only keys of matching shape are loaded and the rest
-    are listed in `weights_report`.
+    are listed in `weights_report`. `scoped_calls` makes parameter-free layers (add, concat,
+    flatten) modules too, so that exporters name everything they emit after a layer.
     """
     report = report or analyze(spec)
     root = nn.Module()
@@ -68,6 +70,8 @@ def compile_module(
         inputs = [shapes[name] for name in layer.inputs]
         arguments = [values[name] for name in layer.inputs]
         lowered = layer.op.to_torch(inputs)
+        if isinstance(lowered, TorchCall) and scoped_calls:
+            lowered = LayerFunction(lowered)
         if isinstance(lowered, TorchCall):
             values[layer.name] = _call(graph, lowered, arguments)
         else:
@@ -89,6 +93,27 @@ def compile_module(
     if weights is not None:
         module.weights_report = load_weights(module, weights, strict)
     return module.train()
+
+
+class LayerFunction(nn.Module):
+    """A parameter-free layer as a module, so that its calls carry the layer's name scope."""
+
+    def __init__(self, call: TorchCall) -> None:
+        super().__init__()
+        self.call = call
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        call = self.call
+        if call.packed:
+            result: torch.Tensor = call.function(list(inputs), **call.kwargs)
+            return result
+        if call.chained:
+            result = inputs[0]
+            for tensor in inputs[1:]:
+                result = call.function(result, tensor, **call.kwargs)
+            return result
+        result = call.function(*inputs, **call.kwargs)
+        return result
 
 
 def _overwritable_outputs(spec: Spec, report: Report) -> set[str]:

@@ -1,0 +1,264 @@
+"""Export a compiled network to ONNX, then prove the file: checker, shapes and onnxruntime."""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from archspec.analysis import Report, analyze
+from archspec.backends.torch import CompiledNetwork, compile_module
+from archspec.errors import ArchspecError
+from archspec.files import atomic_write
+from archspec.layers import INPUT
+from archspec.loader import Spec
+
+#: onnxruntime 1.16+ and the dynamo exporter's own minimum (it lowers to opset 18 and up).
+DEFAULT_OPSET = 18
+#: The batch verified beside batch 1, to prove the batch axis is really dynamic.
+SECOND_BATCH = 3
+TOLERANCE = 1e-4
+_SCOPES = "pkg.torch.onnx.name_scopes"
+
+
+class ExportError(ArchspecError):
+    """The network could not be exported, or the exported file does not compute the same thing."""
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What `export_onnx` wrote and what it checked."""
+
+    path: Path
+    opset: int
+    nodes: int
+    checked_shapes: int  # layers whose tensor survives in the graph (batch norms fold into convs)
+    batches: tuple[int, ...]  # batch sizes run in onnxruntime
+    worst_difference: float | None  # largest |onnxruntime - torch| over those runs
+    seconds: float
+
+
+def export_onnx(
+    spec: Spec,
+    path: str | Path,
+    weights: str | Path | Mapping[str, torch.Tensor] | None = None,
+    strict: bool = True,
+    opset: int | None = None,
+    batch: int | None = None,
+    verify: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> ExportReport:
+    """Write `spec` as an ONNX model with input `input` (N, *input_shape) and one output per
+    spec output, named after their layers. `batch` fixes the batch size; None keeps it dynamic.
+
+    With `verify`, the model must pass `onnx.checker` (full check), its inferred shapes must equal
+    the static analysis layer by layer, and onnxruntime must match torch within 1e-4 at batch 1
+    and another batch. Nothing is written unless all of that holds.
+    """
+    start = time.perf_counter()
+    step = progress or (lambda message: None)
+    report = analyze(spec)
+    opset = opset or DEFAULT_OPSET
+    module = compile_module(spec, report, weights, strict, scoped_calls=True).eval()
+    step(f"exporting {spec.name} to ONNX (opset {opset})")
+    model = _export(module, report, opset, batch)
+    _name_after_layers(model, report)
+    _describe(model, spec, report)
+    checked, worst = 0, None
+    batches: tuple[int, ...] = ()
+    if verify:
+        step("checking the model (onnx.checker, full check)")
+        _check(model)
+        step("comparing inferred shapes with the static analysis")
+        checked = _compare_shapes(model, report, batch)
+        batches = (batch,) if batch else (1, SECOND_BATCH)
+        step(f"running onnxruntime at batch {' and '.join(map(str, batches))}")
+        worst = _compare_outputs(model, module, report, batches)
+    data = model.SerializeToString()
+    atomic_write(Path(path), lambda file: file.write(data))
+    return ExportReport(
+        Path(path),
+        opset,
+        len(model.graph.node),
+        checked,
+        batches,
+        worst,
+        time.perf_counter() - start,
+    )
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The exporter talks (progress lines, deprecation warnings, 'torchvision is not installed'
+    log records); none of it helps an archspec user, and errors still surface as exceptions."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _export(
+    module: CompiledNetwork, report: Report, opset: int, batch: int | None
+) -> onnx.ModelProto:
+    # batch 2 as the example: torch.export specialises a dynamic size of 1
+    example = torch.randn(batch or 2, *report.input_shape)
+    dynamic = None if batch else ({0: torch.export.Dim("N")},)
+    try:
+        with _quiet():
+            program = torch.onnx.export(
+                module,
+                (example,),
+                dynamo=True,
+                opset_version=opset,
+                dynamic_shapes=dynamic,
+                input_names=[INPUT],
+                output_names=list(report.outputs),
+                verbose=False,
+            )
+    except Exception as error:  # the exporter raises many kinds; all mean "could not export"
+        raise ExportError(f"torch could not export {report.name}: {error}") from error
+    if program is None:
+        raise ExportError(f"torch returned no ONNX program for {report.name}")
+    model: onnx.ModelProto = program.model_proto
+    return model
+
+
+def _name_after_layers(model: onnx.ModelProto, report: Report) -> None:
+    """Nodes become `layer/OpType`, and each layer's output tensor takes the layer's name, so the
+    graph reads like the spec in a viewer such as Netron."""
+    layers = {layer.name for layer in report.layers}
+    graph = model.graph
+    fixed = {value.name for value in (*graph.input, *graph.output, *graph.initializer)}
+    last_output: dict[str, str] = {}
+    used: dict[str, int] = {}
+    initializers = {tensor.name for tensor in graph.initializer}
+    for node in graph.node:
+        layer = _layer_of(node, layers)
+        # a conv with its batch norm folded in carries the norm's scope; name it after the conv
+        owner = next(
+            (
+                name.rsplit(".", 1)[0]
+                for name in node.input
+                if name in initializers and name.rsplit(".", 1)[0] in layers
+            ),
+            layer,
+        )
+        base = f"{owner}/{node.op_type}" if owner else node.op_type
+        used[base] = used.get(base, 0) + 1
+        node.name = base if used[base] == 1 else f"{base}_{used[base]}"
+        if layer and node.output:
+            last_output[layer] = node.output[0]
+    renames = {old: layer for layer, old in last_output.items() if old not in fixed}
+    for node in graph.node:
+        node.input[:] = [renames.get(name, name) for name in node.input]
+        node.output[:] = [renames.get(name, name) for name in node.output]
+    for info in graph.value_info:
+        info.name = renames.get(info.name, info.name)
+
+
+def _layer_of(node: onnx.NodeProto, layers: set[str]) -> str:
+    for prop in node.metadata_props:
+        if prop.key == _SCOPES:
+            scopes = ast.literal_eval(prop.value)
+            return next((scope for scope in scopes if scope in layers), "")
+    return ""
+
+
+def spec_digest(report: Report) -> str:
+    """sha256 of the resolved network: input, every layer's op, fields and inputs, outputs."""
+    resolved = {
+        "input": list(report.input_shape),
+        "layers": [
+            [layer.name, layer.op.model_dump(mode="json"), list(layer.inputs)]
+            for layer in report.layers
+        ],
+        "outputs": list(report.outputs),
+    }
+    return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()
+
+
+def _describe(model: onnx.ModelProto, spec: Spec, report: Report) -> None:
+    from archspec import __version__
+
+    model.producer_name = "archspec"
+    model.producer_version = __version__
+    model.doc_string = f"{spec.name}, exported by archspec {__version__} from {spec.file}"
+    del model.metadata_props[:]
+    for key, value in (
+        ("archspec.spec", spec.name),
+        ("archspec.version", __version__),
+        ("archspec.spec_sha256", spec_digest(report)),
+    ):
+        model.metadata_props.add(key=key, value=value)
+
+
+def _check(model: onnx.ModelProto) -> None:
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except onnx.checker.ValidationError as error:
+        raise ExportError(f"the exported model fails onnx.checker: {error}") from error
+
+
+def _compare_shapes(model: onnx.ModelProto, report: Report, batch: int | None) -> int:
+    """Every layer tensor left in the graph must have the statically predicted shape."""
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    shapes = {
+        info.name: [dim.dim_param or dim.dim_value for dim in info.type.tensor_type.shape.dim]
+        for info in (*inferred.graph.value_info, *inferred.graph.output)
+    }
+    checked = 0
+    for layer in report.layers:
+        found = shapes.get(layer.name)
+        if found is None:
+            continue  # folded away by the exporter (a batch norm into its conv, a dropout)
+        expected = [batch or "N", *layer.output_shape]
+        if found != expected:
+            raise ExportError(
+                f"layer {layer.name!r}: ONNX infers shape {found}, the static analysis {expected}"
+            )
+        checked += 1
+    return checked
+
+
+def _compare_outputs(
+    model: onnx.ModelProto, module: CompiledNetwork, report: Report, batches: tuple[int, ...]
+) -> float:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(
+        model.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    generator = torch.Generator().manual_seed(0)
+    worst = 0.0
+    for size in batches:
+        image = torch.randn(size, *report.input_shape, generator=generator)
+        with torch.no_grad():
+            expected = module(image)
+        expected = expected if isinstance(expected, tuple) else (expected,)
+        found = session.run(None, {INPUT: image.numpy()})
+        for name, ours, theirs in zip(report.outputs, expected, found, strict=True):
+            difference = float(np.max(np.abs(ours.numpy() - theirs)))
+            worst = max(worst, difference)
+            if difference > TOLERANCE:
+                raise ExportError(
+                    f"onnxruntime differs from torch at batch {size} on output "
+                    f"{name!r}: {difference:.3g} > {TOLERANCE}"
+                )
+    return worst
