@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import onnx
@@ -133,3 +135,14 @@ def test_cli_export_prints_one_line_and_errors_exit_2(tmp_path, capsys):
     with pytest.raises(SystemExit, match="2"):  # argparse's own usage error
         main(["export", str(LENET5), "-o", str(output), "--batch", "zero"])
     assert "expected a batch size or 'dynamic', got 'zero'" in capsys.readouterr().err
+
+
+def test_ctrl_c_during_export_is_an_interrupt_not_a_failed_export(tmp_path, monkeypatch):
+    def interrupted_export(*args: object, **kwargs: object) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # torch.export turns this into another error
+        raise ValueError("Duplicate dispatch rule")
+
+    monkeypatch.setattr(torch.onnx, "export", interrupted_export)
+    with pytest.raises(KeyboardInterrupt):
+        export_onnx(archspec.load(LENET5), tmp_path / "lenet.onnx")
+    assert list(tmp_path.iterdir()) == []

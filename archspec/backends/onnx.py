@@ -8,6 +8,8 @@ import hashlib
 import io
 import json
 import logging
+import signal
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -114,6 +116,26 @@ def _quiet() -> Iterator[None]:
         logger.setLevel(level)
 
 
+@contextlib.contextmanager
+def _interrupts() -> Iterator[Callable[[], bool]]:
+    """Remember a Ctrl-C: torch.export can catch the KeyboardInterrupt and raise another error in
+    its place, which would read as a failed export."""
+    seen = []
+
+    def interrupt(signum: int, frame: object) -> None:
+        seen.append(signum)
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield lambda: bool(seen)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _export(
     module: CompiledNetwork, report: Report, opset: int, batch: int | None
 ) -> onnx.ModelProto:
@@ -121,7 +143,7 @@ def _export(
     example = torch.randn(batch or 2, *report.input_shape)
     dynamic = None if batch else ({0: torch.export.Dim("N")},)
     try:
-        with _quiet():
+        with _quiet(), _interrupts() as interrupted:
             program = torch.onnx.export(
                 module,
                 (example,),
@@ -133,6 +155,8 @@ def _export(
                 verbose=False,
             )
     except Exception as error:  # the exporter raises many kinds; all mean "could not export"
+        if interrupted():
+            raise KeyboardInterrupt from error
         raise ExportError(f"torch could not export {report.name}: {error}") from error
     if program is None:
         raise ExportError(f"torch returned no ONNX program for {report.name}")
@@ -171,6 +195,11 @@ def _name_after_layers(model: onnx.ModelProto, report: Report) -> None:
         node.output[:] = [renames.get(name, name) for name in node.output]
     for info in graph.value_info:
         info.name = renames.get(info.name, info.name)
+    # the exporter's notes (stack traces with this machine's paths, the traced program) are
+    # read now; the file keeps only the names
+    for node in graph.node:
+        del node.metadata_props[:]
+    del graph.metadata_props[:]
 
 
 def _layer_of(node: onnx.NodeProto, layers: set[str]) -> str:
