@@ -122,6 +122,21 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--quiet", action="store_true", help="no progress lines")
     _add_overrides(export)
     export.set_defaults(run=_export)
+
+    graph = commands.add_parser(
+        "graph", help="draw the network: Mermaid (.mmd), Graphviz (.dot), or .svg/.png via dot"
+    )
+    graph.add_argument("spec", metavar="SPEC")
+    graph.add_argument("-o", "--output", required=True, type=Path, metavar="OUT")
+    graph.add_argument(
+        "--depth",
+        type=int,
+        metavar="K",
+        help="collapse groups and blocks below depth K into one box each",
+    )
+    graph.add_argument("--params", action="store_true", help="show parameter counts")
+    _add_overrides(graph)
+    graph.set_defaults(run=_graph)
     return parser
 
 
@@ -290,6 +305,37 @@ def _export(args: argparse.Namespace) -> int:
         f"{output}: ONNX opset {result.opset}, {result.nodes} nodes, "
         f"{'batch ' + str(args.batch) if args.batch else 'dynamic batch'}{checks} "
         f"({result.seconds:.1f} s)"
+    )
+    return EXIT_OK
+
+
+GRAPH_FORMATS = (".mmd", ".dot", ".svg", ".png")
+
+
+def _graph(args: argparse.Namespace) -> int:
+    output: Path = args.output
+    if output.suffix not in GRAPH_FORMATS:
+        raise UsageError(f"cannot tell how to draw {str(output)!r}: use {', '.join(GRAPH_FORMATS)}")
+    if args.depth is not None and args.depth < 1:
+        raise UsageError(f"--depth must be 1 or more, got {args.depth}")
+    from archspec.analysis import analyze
+    from archspec.diagram import build_diagram, render_dot, to_dot, to_mermaid
+    from archspec.files import atomic_write
+    from archspec.loader import load
+
+    report = analyze(load(args.spec, dict(args.overrides), args.freeze))
+    diagram = build_diagram(report, args.depth)
+    if output.suffix == ".mmd":
+        data = to_mermaid(diagram, args.params).encode()
+    elif output.suffix == ".dot":
+        data = to_dot(diagram, args.params).encode()
+    else:
+        data = render_dot(to_dot(diagram, args.params), output.suffix[1:])
+    atomic_write(output, lambda file: file.write(data))
+    skips = sum(edge.skip for edge in diagram.edges)
+    print(
+        f"{output}: {len(diagram.boxes)} boxes, {len(diagram.edges)} edges "
+        f"({skips} skip connections)"
     )
     return EXIT_OK
 

@@ -1,0 +1,167 @@
+"""Draw a network: boxes for layers (or for whole groups below a depth), as Mermaid or DOT."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from archspec.analysis import Report
+from archspec.errors import UsageError
+from archspec.layers import INPUT
+from archspec.ops.base import Shape
+
+#: How merges are drawn: the circled operator of a hand-drawn residual block.
+MERGE_SYMBOLS = {"add": "+", "concat": "||"}
+
+
+@dataclass(frozen=True)
+class Box:
+    """One node of the picture: a layer, or a group of layers collapsed into one."""
+
+    name: str
+    op: str  # the op, or "N layers" for a collapsed group
+    shape: Shape
+    params: int
+    merge: str | None = None  # the symbol of an add or concat drawn as a circle
+
+
+@dataclass(frozen=True)
+class Edge:
+    source: int
+    target: int
+    skip: bool  # not from the box just before: a skip connection
+
+
+@dataclass(frozen=True)
+class Diagram:
+    name: str
+    boxes: tuple[Box, ...]
+    edges: tuple[Edge, ...]
+
+
+def build_diagram(report: Report, depth: int | None = None) -> Diagram:
+    """Boxes in network order; with `depth`, layers below it merge into their group's box
+    (ResNet-50 at depth 1: stem, layer1..layer4, head)."""
+    groups: dict[str, list[int]] = {}
+    for index, layer in enumerate(report.layers):
+        groups.setdefault(_group(layer.name, depth), []).append(index)
+    boxes = [Box(INPUT, "", report.input_shape, 0)]
+    position = {INPUT: 0}
+    for name, members in groups.items():
+        layers = [report.layers[i] for i in members]
+        last = layers[-1]
+        single = len(layers) == 1
+        boxes.append(
+            Box(
+                name=name,
+                op=last.op_name if single else f"{len(layers)} layers",
+                shape=last.output_shape,
+                params=sum(layer.params for layer in layers),
+                merge=MERGE_SYMBOLS.get(last.op_name) if single else None,
+            )
+        )
+        position[name] = len(boxes) - 1
+    pairs: list[tuple[int, int]] = []
+    for layer in report.layers:
+        target = position[_group(layer.name, depth)]
+        for producer in layer.inputs:
+            source = position[producer if producer == INPUT else _group(producer, depth)]
+            if source != target and (source, target) not in pairs:
+                pairs.append((source, target))
+    # the main flow: a box's first input, when that box is also its source's first reader;
+    # the rest (a shortcut leaving the block input, rejoining at the add) are skip connections
+    first_reader: dict[int, int] = {}
+    first_input: dict[int, int] = {}
+    for source, target in pairs:
+        first_reader.setdefault(source, target)
+        first_input.setdefault(target, source)
+    edges = tuple(
+        Edge(source, target, not (first_reader[source] == target and first_input[target] == source))
+        for source, target in pairs
+    )
+    return Diagram(report.name, tuple(boxes), edges)
+
+
+def _group(name: str, depth: int | None) -> str:
+    parts = name.split(".")
+    return name if depth is None or len(parts) <= depth else ".".join(parts[:depth])
+
+
+def _label(box: Box, params: bool) -> list[str]:
+    lines = [part for part in (box.name, box.op) if part]
+    lines.append("(N, " + ", ".join(map(str, box.shape)) + ")")
+    if params and box.params:
+        lines.append(f"{box.params:,} params")
+    return lines
+
+
+def to_mermaid(diagram: Diagram, params: bool = False) -> str:
+    """A Mermaid flowchart: renders in GitHub and most Markdown notes."""
+    lines = ["flowchart TD"]
+    for index, box in enumerate(diagram.boxes):
+        if box.merge:
+            lines.append(f'    n{index}(("{box.merge}"))')
+        else:
+            text = "<br/>".join(_escape_mermaid(part) for part in _label(box, params))
+            lines.append(f'    n{index}["{text}"]')
+    for edge in diagram.edges:
+        arrow = "-.->" if edge.skip else "-->"
+        lines.append(f"    n{edge.source} {arrow} n{edge.target}")
+    return "\n".join(lines) + "\n"
+
+
+def to_dot(diagram: Diagram, params: bool = False) -> str:
+    """Graphviz DOT; skip connections are dashed."""
+    lines = [
+        f"digraph {_quote(diagram.name)} {{",
+        "    rankdir=TB;",
+        '    node [shape=box, style="rounded,filled", fillcolor="#f4f6fb", fontname="Helvetica"];',
+        '    edge [color="#555555"];',
+    ]
+    for index, box in enumerate(diagram.boxes):
+        if box.merge:
+            lines.append(
+                f"    n{index} [shape=circle, label={_quote(box.merge)}, "
+                'fillcolor="#ffe9b3", tooltip=' + _quote(box.name) + "];"
+            )
+        else:
+            label = "\\n".join(_escape_dot(part) for part in _label(box, params))
+            lines.append(f'    n{index} [label="{label}"];')
+    for edge in diagram.edges:
+        style = ' [style=dashed, color="#c0392b"]' if edge.skip else ""
+        lines.append(f"    n{edge.source} -> n{edge.target}{style};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def render_dot(dot: str, file_format: str) -> bytes:
+    """SVG or PNG from Graphviz's `dot` program."""
+    program = shutil.which("dot")
+    if program is None:
+        raise UsageError(
+            f"drawing .{file_format} needs Graphviz's `dot` program (Debian/Ubuntu: apt install "
+            "graphviz; macOS: brew install graphviz); .mmd and .dot need nothing"
+        )
+    done = subprocess.run(
+        [program, f"-T{file_format}"],
+        input=dot.encode(),
+        capture_output=True,
+        check=False,
+        timeout=300,
+    )
+    if done.returncode != 0:
+        raise UsageError(f"dot failed: {done.stderr.decode(errors='replace').strip()}")
+    return done.stdout
+
+
+def _quote(text: str) -> str:
+    return '"' + _escape_dot(text) + '"'
+
+
+def _escape_dot(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _escape_mermaid(text: str) -> str:
+    return text.replace('"', "#quot;")
