@@ -58,6 +58,13 @@ def _parser() -> argparse.ArgumentParser:
         help="analyse at this input shape instead of the spec's, e.g. 3x320x320",
     )
     analyze.add_argument("--format", choices=("table", "json", "markdown"), default="table")
+    analyze.add_argument(
+        "--plot",
+        type=Path,
+        metavar="PATH",
+        help="also draw receptive field, feature-map size, params and MACs per layer "
+        "(.png or .svg; needs matplotlib)",
+    )
     _add_overrides(analyze)
     analyze.set_defaults(run=_analyze)
 
@@ -216,6 +223,10 @@ def _analyze(args: argparse.Namespace) -> int:
     from archspec.loader import load
     from archspec.render import to_json, to_markdown, to_table
 
+    if args.plot is not None:
+        from archspec.plots import plot_format
+
+        plot_format(args.plot)  # before the analysis: a bad name fails fast, printing nothing
     report = analyze(load(args.spec, dict(args.overrides), args.freeze), args.input_shape)
     _print_diagnostics(report.warnings)
     if args.format == "json":
@@ -225,6 +236,11 @@ def _analyze(args: argparse.Namespace) -> int:
     else:
         color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
         print(to_table(report, color), end="")
+    if args.plot is not None:
+        # matplotlib is imported only now: analyze without --plot stays light
+        from archspec.plots import plot_report
+
+        plot_report(report, args.plot)
     return EXIT_OK
 
 
