@@ -80,18 +80,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="OUT",
         help="model.py: standalone PyTorch source; weights.pt: the state_dict",
     )
-    compile_.add_argument(
-        "--weights",
-        type=Path,
-        metavar="PATH",
-        help="load this state_dict (read with weights_only=True)",
-    )
-    compile_.add_argument(
-        "--no-strict",
-        dest="strict",
-        action="store_false",
-        help="load the weights whose shapes match and list the rest",
-    )
+    _add_weights(compile_)
     _add_overrides(compile_)
     compile_.set_defaults(run=_compile)
 
@@ -100,18 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.add_argument("spec", metavar="SPEC")
     export.add_argument("-o", "--output", required=True, type=Path, metavar="OUT.onnx")
-    export.add_argument(
-        "--weights",
-        type=Path,
-        metavar="PATH",
-        help="load this state_dict (read with weights_only=True)",
-    )
-    export.add_argument(
-        "--no-strict",
-        dest="strict",
-        action="store_false",
-        help="load the weights whose shapes match and list the rest",
-    )
+    _add_weights(export)
     export.add_argument("--opset", type=int, metavar="N", help="ONNX opset (default 18)")
     export.add_argument(
         "--batch",
@@ -145,6 +123,21 @@ def _parser() -> argparse.ArgumentParser:
     _add_overrides(graph)
     graph.set_defaults(run=_graph)
     return parser
+
+
+def _add_weights(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        metavar="PATH",
+        help="load this state_dict (read with weights_only=True)",
+    )
+    parser.add_argument(
+        "--no-strict",
+        dest="strict",
+        action="store_false",
+        help="load the weights whose shapes match and list the rest",
+    )
 
 
 def _add_overrides(parser: argparse.ArgumentParser) -> None:
