@@ -9,7 +9,7 @@ from typing import Any
 from archspec.errors import Diagnostic, ExpressionError, SpecError, suggest
 from archspec.expressions import Deferred, contains_deferred, evaluate, evaluate_value
 from archspec.layers import INPUT, Layer, LayerGraph, topological_order, validate_op
-from archspec.ops.registry import OPS
+from archspec.ops.registry import OPS, lookup
 from archspec.scopes import Member, Name, Node, Ref, Resolver, Scope
 from archspec.source import SourceDocument, SourcePath
 from archspec.spec import BlockLayer, GroupLayer, LayerEntry, OpLayer, SpecDocument
@@ -178,13 +178,10 @@ class _Expander:
             ]
         else:
             self.pending[full_name] = [input_ref]
-        op_class = OPS.get(entry.op)
-        if op_class is None:
-            self.error(
-                (*path, "op"),
-                f"layer {full_name!r}: unknown op {entry.op!r}"
-                f"{suggest(entry.op, OPS)}; known ops: {', '.join(sorted(OPS))}",
-            )
+        try:
+            lookup(entry.op)
+        except KeyError as error:
+            self.error((*path, "op"), f"layer {full_name!r}: {error.args[0]}")
             return Node(full_name)
         for key, raw in (entry.model_extra or {}).items():
             try:

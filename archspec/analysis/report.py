@@ -92,10 +92,6 @@ class Report:
                 return layer
         raise KeyError(name)
 
-    def output_shapes(self) -> dict[str, Shape]:
-        shapes = {layer.name: layer.output_shape for layer in self.layers}
-        return {name: shapes[name] for name in self.outputs}
-
     def to_json(self) -> dict[str, object]:
         return {
             "name": self.name,

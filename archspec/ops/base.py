@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     import torch
 
 Shape = tuple[int, ...]
+#: A tensor, or an fx node standing for one.
+Value = TypeVar("Value")
 Pair = tuple[int, int]
 
 #: Upper bound of a channel count, feature count or spatial size: beyond it a spec is absurd.
@@ -73,6 +75,18 @@ class TorchCall:
     kwargs: dict[str, Any] = field(default_factory=dict)
     packed: bool = False  # pass the inputs as one list (torch.cat) rather than positionally
     chained: bool = False  # fold n inputs pairwise (a + b + c)
+
+    def apply(self, inputs: Sequence[Value], call: Callable[..., Value]) -> Value:
+        """`function` on `inputs` in the layout above; `call(function, args, kwargs)` makes each
+        call, so an fx graph can record it (`graph.call_function`) or eager code can run it."""
+        if self.packed:
+            return call(self.function, (list(inputs),), self.kwargs)
+        if self.chained:
+            result = inputs[0]
+            for item in inputs[1:]:
+                result = call(self.function, (result, item), self.kwargs)
+            return result
+        return call(self.function, tuple(inputs), self.kwargs)
 
 
 class Op(BaseModel):
