@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ SourcePath = tuple[str | int, ...]
 MAX_SOURCE_BYTES = 8_000_000
 MAX_NODES = 1_000_000
 MAX_DEPTH = 100
+MAX_NUMBER_LENGTH = 100
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _YAML = "tag:yaml.org,2002:"
@@ -24,6 +27,7 @@ _SCALAR_TAGS = {f"{_YAML}{name}" for name in ("str", "int", "float", "bool", "nu
 _MERGE_TAG = f"{_YAML}merge"
 _STR_TAG = f"{_YAML}str"
 _INT_TAG = f"{_YAML}int"
+_NUMBER_TAGS = {_INT_TAG, f"{_YAML}float"}
 _ALLOWED_TAGS = {
     yaml.ScalarNode: _SCALAR_TAGS,
     yaml.MappingNode: {f"{_YAML}map"},
@@ -76,21 +80,75 @@ class SourceDocument:
 
 
 def read_source(spec: str | Path) -> SourceDocument:
-    """Parse a spec given as a path or as YAML text."""
-    if isinstance(spec, Path) or ("\n" not in spec and spec.endswith((".yaml", ".yml"))):
+    """Parse a spec given as a path or as YAML text.
+
+    A `Path` is always a file. A string is a file when it is one line naming an existing file or
+    ending in .yaml/.yml; otherwise it is YAML text.
+    """
+    if isinstance(spec, Path) or _names_a_file(spec):
         path = Path(spec)
-        try:
-            raw = path.read_bytes()
-        except OSError as error:
-            raise SpecError(f"cannot read spec {str(path)!r}: {error.strerror}") from error
-        if len(raw) > MAX_SOURCE_BYTES:
-            raise SpecError(f"{path}: spec is larger than {MAX_SOURCE_BYTES} bytes")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise SpecError(f"{path}: spec is not UTF-8 text") from error
-        return parse_yaml(text, str(path))
+        return parse_yaml(decode_source(read_bounded(path), str(path)), str(path))
     return parse_yaml(spec, "<spec>")
+
+
+def _names_a_file(text: str) -> bool:
+    if "\n" in text or "\0" in text or len(text) > 4096:
+        return False
+    try:
+        return text.endswith((".yaml", ".yml")) or os.path.isfile(text)
+    except (OSError, ValueError):
+        return False
+
+
+def read_bounded(path: Path, limit: int | None = None, what: str = "spec") -> bytes:
+    """The bytes of the regular file `path`; SpecError past `limit` bytes (MAX_SOURCE_BYTES).
+
+    Opened without blocking and checked to be a regular file before reading, so that a FIFO, a
+    terminal or /dev/zero cannot make archspec wait forever or read without end.
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except (OSError, ValueError) as error:
+        reason = error.strerror if isinstance(error, OSError) else str(error)
+        raise SpecError(f"cannot read {what} {str(path)!r}: {reason}") from error
+    with os.fdopen(descriptor, "rb") as stream:
+        kind = stat.S_IFMT(os.fstat(descriptor).st_mode)
+        if kind != stat.S_IFREG:
+            raise SpecError(
+                f"cannot read {what} {str(path)!r}: it is {_FILE_KINDS.get(kind, 'not a file')}, "
+                "not a regular file"
+            )
+        limit = MAX_SOURCE_BYTES if limit is None else limit
+        try:
+            data = stream.read(limit + 1)
+        except OSError as error:
+            raise SpecError(f"cannot read {what} {str(path)!r}: {error.strerror}") from error
+    if len(data) > limit:
+        raise SpecError(f"{path}: {what} is larger than {limit:,} bytes")
+    return data
+
+
+_FILE_KINDS = {
+    stat.S_IFDIR: "a directory",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def decode_source(raw: bytes, file: str) -> str:
+    """UTF-8 text; an invalid byte is reported at its line and column."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        before = raw[: error.start]
+        line_start = before.rfind(b"\n") + 1
+        column = len(before[line_start:].decode("utf-8", errors="replace")) + 1
+        where = Position(file, before.count(b"\n") + 1, column)
+        byte = raw[error.start]
+        message = f"the spec is not UTF-8 text: byte 0x{byte:02x} cannot start or continue a character"
+        raise SpecError.collect([Diagnostic(message, where)]) from error
 
 
 def parse_yaml(text: str, file: str = "<spec>") -> SourceDocument:
@@ -109,9 +167,16 @@ def parse_yaml(text: str, file: str = "<spec>") -> SourceDocument:
             # e.g. an unclosed bracket: say where the construct began
             problem += f" ({error.context} at line {opened.line + 1}, column {opened.column + 1})"
         raise SpecError.collect([Diagnostic(f"YAML syntax: {problem}", where)]) from error
+    except yaml.reader.ReaderError as error:
+        where = _position_of(text, error.position, file)
+        character = error.character
+        code = character if isinstance(character, int) else ord(character)
+        reason = f"character U+{code:04X} is not allowed in YAML ({error.reason})"
+        raise SpecError.collect([Diagnostic(reason, where)]) from error
     except yaml.YAMLError as error:
+        first_line = str(error).splitlines()[0] if str(error) else "invalid YAML"
         raise SpecError.collect(
-            [Diagnostic(f"YAML syntax: {error}", Position(file, 1, 1))]
+            [Diagnostic(f"YAML syntax: {first_line}", Position(file, 1, 1))]
         ) from error
     document = SourceDocument(file, text, None)
     if root is None:
@@ -124,6 +189,11 @@ def parse_yaml(text: str, file: str = "<spec>") -> SourceDocument:
     return document
 
 
+def _position_of(text: str, offset: int, file: str) -> Position:
+    before = text[:offset]
+    return Position(file, before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1)
+
+
 class _Builder:
     """Turns composed YAML nodes into dicts, lists and scalars, recording positions."""
 
@@ -133,6 +203,8 @@ class _Builder:
         self.nodes = 0
         # value, size and path of nodes built already: an alias reuses them instead of re-walking
         self.built: dict[int, tuple[Any, int, SourcePath]] = {}
+        # nodes being built: meeting one again means an alias inside its own anchor
+        self.building: set[int] = set()
 
     def where(self, node: yaml.Node) -> Position:
         mark = node.start_mark
@@ -158,6 +230,8 @@ class _Builder:
             if anchor != path and path not in self.document.values:
                 self.document.aliases[path] = anchor
             return shared  # shared: nothing downstream mutates spec data
+        if id(node) in self.building:
+            raise self.fail(node, "an alias refers to the value that contains it (a recursive value)")
         if len(path) > MAX_DEPTH:
             raise self.fail(node, f"the spec nests deeper than {MAX_DEPTH} levels")
         if node.tag not in _ALLOWED_TAGS[type(node)]:
@@ -170,12 +244,14 @@ class _Builder:
         self.count(node, 1)
         self.document.values.setdefault(path, node.start_mark)
         value: Any
+        self.building.add(id(node))
         if isinstance(node, yaml.MappingNode):
             value = self.build_mapping(node, path)
         elif isinstance(node, yaml.SequenceNode):
             value = [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
         else:
             value = self.scalar(node)
+        self.building.discard(id(node))
         self.built[id(node)] = (value, self.nodes - start, path)
         return value
 
@@ -183,6 +259,14 @@ class _Builder:
         # the common cases directly; PyYAML's constructor handles 0x1F, 1_000, .inf and the rest
         if node.tag == _STR_TAG:
             return node.value
+        if node.tag in _NUMBER_TAGS and len(node.value) > MAX_NUMBER_LENGTH:
+            # PyYAML's int conversion is quadratic in length (1:59:59:...) and Python refuses
+            # more than 4,300 digits; no size in a network needs a tenth of this
+            raise self.fail(
+                node,
+                f"a number written with {len(node.value):,} characters; numbers in a spec "
+                f"have at most {MAX_NUMBER_LENGTH}",
+            )
         if (
             node.tag == _INT_TAG
             and node.value.isascii()
@@ -220,5 +304,19 @@ class _Builder:
         for source in reversed(sources):
             if not isinstance(source, yaml.MappingNode):
                 raise self.fail(source, "a merge key '<<' takes a mapping or a list of mappings")
-            merged.update(self.build_mapping(source, path))
+            merged.update(self.merged_mapping(source, path))
         return merged
+
+    def merged_mapping(self, node: yaml.MappingNode, path: SourcePath) -> dict[str, Any]:
+        """A mapping merged into `path`: built once and counted at every use, like an alias, so
+        chains of merges cannot multiply work past the node budget."""
+        known = self.built.get(id(node))
+        if known is None:
+            merged: dict[str, Any] = self.build(node, path)
+            return merged
+        value, size, anchor = known
+        self.count(node, size)
+        for key in value:
+            if (*path, key) not in self.document.keys:
+                self.document.aliases.setdefault((*path, key), (*anchor, key))
+        return dict(value)

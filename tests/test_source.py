@@ -164,7 +164,7 @@ def test_missing_path_is_named(tmp_path):
 def test_file_that_is_not_utf8(tmp_path):
     path = tmp_path / "net.yaml"
     path.write_bytes(b"name: \xff\xfe\n")
-    with pytest.raises(SpecError, match=r"net\.yaml: spec is not UTF-8 text"):
+    with pytest.raises(SpecError, match=r"net\.yaml:1:7: error: the spec is not UTF-8 text"):
         read_source(path)
 
 
