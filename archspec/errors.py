@@ -91,6 +91,21 @@ def suggest(name: str, candidates: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+#: Characters of a user's value quoted in a message; a 1 MB string must not make a 1 MB message.
+SHOWN_LENGTH = 60
+
+
+def shown(value: object) -> str:
+    """`repr(value)`, cut to SHOWN_LENGTH characters; safe for integers of any size."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"an integer of about {int(value.bit_length() * 0.30103):,} digits"
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # an int inside a list beyond Python's digit limit
+        return f"a {type(value).__name__}"
+    return text if len(text) <= SHOWN_LENGTH else text[: SHOWN_LENGTH - 1] + "…"
+
+
 _LAYER_NAME = re.compile(r"^layer '[^']*': ")
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from archspec.errors import ExpressionError, suggest
+from archspec.errors import ExpressionError, shown, suggest
 
 MAX_EXPRESSION_LENGTH = 500
 # Spec numbers are layer sizes; anything beyond this is a mistake or an attack on the evaluator.
@@ -24,9 +24,23 @@ LATE_NAMES = frozenset({"in_channels"})
 
 def make_divisible(value: float, divisor: int, min_value: int | None = None) -> int:
     """Round `value` to a multiple of `divisor`, never going below 90% of it (MobileNet's rule)."""
+    if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor < 1:
+        raise ValueError(f"the divisor must be a positive integer, got {shown(divisor)}")
     floor_value = divisor if min_value is None else min_value
     rounded = max(floor_value, int(value + divisor / 2) // divisor * divisor)
     return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+#: round()'s digits beyond which every spec number rounds to 0 or to itself; Python would
+#: otherwise compute 10**digits, which for round(1, -10**15) never ends.
+MAX_ROUND_DIGITS = 30
+
+
+def _round(value: float, digits: int | None = None) -> float:
+    if digits is not None and not isinstance(digits, bool) and isinstance(digits, int):
+        if abs(digits) > MAX_ROUND_DIGITS:
+            raise ValueError(f"digits must be between -{MAX_ROUND_DIGITS} and {MAX_ROUND_DIGITS}")
+    return round(value, digits)
 
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
@@ -35,7 +49,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "abs": abs,
     "int": int,
     "float": float,
-    "round": round,
+    "round": _round,
     "floor": math.floor,
     "ceil": math.ceil,
     "make_divisible": make_divisible,
@@ -90,12 +104,26 @@ def is_literal_word(text: str, env: Mapping[str, Any]) -> bool:
 
 
 def evaluate_value(value: Any, env: Mapping[str, Any]) -> Any:
-    """Evaluate a field value: strings are expressions, lists are evaluated item by item."""
+    """Evaluate a field value: strings are expressions, lists are evaluated item by item.
+
+    Written numbers meet the bounds computed ones do.
+    """
     if isinstance(value, str):
         return value if is_literal_word(value, env) else evaluate(value, env)
     if isinstance(value, list):
         return [evaluate_value(item, env) for item in value]
+    if isinstance(value, int | float):
+        return _checked(value, "the number")
     return value
+
+
+def names_in(expression: str) -> set[str]:
+    """The names an expression reads (a plain word reads itself); empty when it does not parse."""
+    try:
+        tree = _parse(expression)
+    except ExpressionError:
+        return set()
+    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
 
 
 def evaluate(expression: str, env: Mapping[str, Any]) -> Any:
@@ -105,6 +133,8 @@ def evaluate(expression: str, env: Mapping[str, Any]) -> Any:
         return _evaluate(tree, env, expression)
     except _LateName:
         return Deferred(expression, dict(env))
+    except RecursionError as error:
+        raise ExpressionError(f"expression nests too deeply ({shown(expression)})") from error
 
 
 def resolve_value(value: Any, late: Mapping[str, Any]) -> Any:
@@ -129,6 +159,10 @@ def _parse(expression: str) -> ast.expr:
         return ast.parse(expression.strip(), mode="eval").body
     except SyntaxError as error:
         raise ExpressionError(f"invalid expression {expression!r}: {error.msg}") from error
+    except ValueError as error:  # Python 3.11 raises it for a NUL character
+        raise ExpressionError(f"invalid expression {shown(expression)}: {error}") from error
+    except (RecursionError, MemoryError) as error:
+        raise ExpressionError(f"expression nests too deeply ({shown(expression)})") from error
 
 
 def _evaluate(node: ast.expr, env: Mapping[str, Any], source: str) -> Any:
@@ -196,13 +230,15 @@ def _binary(op: ast.operator, left: Any, right: Any) -> Any:
     if isinstance(op, ast.Pow) and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
         raise ExpressionError(f"exponent {right} is too large (at most {MAX_EXPONENT})")
     if not (isinstance(left, int | float) and isinstance(right, int | float)):
-        raise ExpressionError(f"arithmetic needs numbers, got {left!r} and {right!r}")
+        raise ExpressionError(f"arithmetic needs numbers, got {shown(left)} and {shown(right)}")
     try:
         return _checked(_BINARY[type(op)](left, right))
     except ZeroDivisionError as error:
         raise ExpressionError("division by zero") from error
     except (TypeError, OverflowError) as error:
-        raise ExpressionError(f"cannot compute {left!r} and {right!r}: {error}") from error
+        raise ExpressionError(
+            f"cannot compute {shown(left)} and {shown(right)}: {error}"
+        ) from error
 
 
 def _compare(
@@ -222,7 +258,7 @@ def _compare(
             if not _COMPARE[type(op)](current, other):
                 return False
         except TypeError as error:
-            raise ExpressionError(f"cannot compare {current!r} with {other!r}") from error
+            raise ExpressionError(f"cannot compare {shown(current)} with {shown(other)}") from error
         current = other
     return True
 
@@ -230,16 +266,22 @@ def _compare(
 def _call(name: str, values: list[Any]) -> Any:
     try:
         return _checked(FUNCTIONS[name](*values))
-    except (TypeError, ValueError, OverflowError) as error:
-        raise ExpressionError(f"{name}() cannot take {values!r}: {error}") from error
+    except (TypeError, ValueError, OverflowError, ZeroDivisionError) as error:
+        arguments = ", ".join(shown(value) for value in values)
+        raise ExpressionError(f"{name}({arguments}): {error}") from error
 
 
-def _checked(value: Any) -> Any:
+def _checked(value: Any, what: str = "expression gives") -> Any:
     if isinstance(value, complex):
-        raise ExpressionError(f"expression gives the complex number {value}")
+        raise ExpressionError(f"{what} the complex number {value}")
     if isinstance(value, float) and not math.isfinite(value):
-        raise ExpressionError(f"expression gives {value}, not a finite number")
+        raise ExpressionError(f"{what} {value}, not a finite number")
     if isinstance(value, int | float) and abs(value) > MAX_MAGNITUDE:
-        shown = f"{value:,}" if isinstance(value, int) else f"{value:.6g}"
-        raise ExpressionError(f"expression gives {shown}, larger than {MAX_MAGNITUDE:,}")
+        raise ExpressionError(f"{what} {_number(value)}, larger than {MAX_MAGNITUDE:,}")
     return value
+
+
+def _number(value: float) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return f"{value:,}" if value.bit_length() <= 200 else shown(value)
