@@ -339,7 +339,7 @@ def _graph(args: argparse.Namespace) -> int:
     elif output.suffix == ".dot":
         data = to_dot(diagram, args.params).encode()
     else:
-        data = render_dot(to_dot(diagram, args.params), output.suffix[1:])
+        data = render_dot(diagram, output.suffix[1:], args.params)
     atomic_write(output, lambda file: file.write(data))
     skips = sum(edge.skip for edge in diagram.edges)
     print(

@@ -13,6 +13,9 @@ from archspec.ops.base import Shape
 
 #: How merges are drawn: the circled operator of a hand-drawn residual block.
 MERGE_SYMBOLS = {"add": "+", "concat": "||"}
+#: Graphviz's layout grows faster than linearly: beyond this a drawing takes minutes.
+MAX_RENDERED_BOXES = 3000
+RENDER_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -62,13 +65,13 @@ def build_diagram(report: Report, depth: int | None = None) -> Diagram:
             )
         )
         position[name] = len(boxes) - 1
-    pairs: list[tuple[int, int]] = []
+    pairs: dict[tuple[int, int], None] = {}  # ordered and without repeats
     for layer in report.layers:
         target = position[_group(layer.name, depth)]
         for producer in layer.inputs:
             source = position[producer if producer == INPUT else _group(producer, depth)]
-            if source != target and (source, target) not in pairs:
-                pairs.append((source, target))
+            if source != target:
+                pairs[source, target] = None
     # the main flow: a box's first input, when that box is also its source's first reader;
     # the rest (a shortcut leaving the block input, rejoining at the add) are skip connections
     first_reader: dict[int, int] = {}
@@ -135,7 +138,7 @@ def to_dot(diagram: Diagram, params: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_dot(dot: str, file_format: str) -> bytes:
+def render_dot(diagram: Diagram, file_format: str, params: bool = False) -> bytes:
     """SVG or PNG from Graphviz's `dot` program."""
     program = shutil.which("dot")
     if program is None:
@@ -143,13 +146,26 @@ def render_dot(dot: str, file_format: str) -> bytes:
             f"drawing .{file_format} needs Graphviz's `dot` program (Debian/Ubuntu: apt install "
             "graphviz; macOS: brew install graphviz); .mmd and .dot need nothing"
         )
-    done = subprocess.run(
-        [program, f"-T{file_format}"],
-        input=dot.encode(),
-        capture_output=True,
-        check=False,
-        timeout=300,
-    )
+    if len(diagram.boxes) > MAX_RENDERED_BOXES:
+        raise UsageError(
+            f"{len(diagram.boxes):,} boxes are too many for Graphviz to lay out (at most "
+            f"{MAX_RENDERED_BOXES:,}): fold groups with --depth K, or write .mmd or .dot"
+        )
+    try:
+        done = subprocess.run(
+            [program, f"-T{file_format}"],
+            input=to_dot(diagram, params).encode(),
+            capture_output=True,
+            check=False,
+            timeout=RENDER_SECONDS,
+        )
+    except subprocess.TimeoutExpired as error:
+        raise UsageError(
+            f"Graphviz took more than {RENDER_SECONDS} s to lay out the drawing: fold groups "
+            "with --depth K, or write .mmd or .dot"
+        ) from error
+    except OSError as error:
+        raise UsageError(f"cannot run Graphviz's dot ({program}): {error.strerror}") from error
     if done.returncode != 0:
         raise UsageError(f"dot failed: {done.stderr.decode(errors='replace').strip()}")
     return done.stdout

@@ -63,6 +63,7 @@ class _Expander:
         self.errors: list[Diagnostic] = []
         self.block_depth = 0
         self.instances = 0
+        self.fewest_by_block: dict[str, int] = {}
         self.resolver = Resolver(self.error)
 
     def error(self, path: SourcePath, message: str, *, at_key: bool = False) -> None:
@@ -79,6 +80,7 @@ class _Expander:
                 self._check_size(entry, entry_path, count)
             entry_input = self._entry_input(entry, entry_path, scope)
             if not present:
+                self._count_instance(entry_path)
                 if entry.name is not None:
                     self._add_member(scope, entry.name, Member(entry_input), entry_path)
                 continue
@@ -108,10 +110,15 @@ class _Expander:
             scope.last = container.last
 
     def _count_instance(self, path: SourcePath) -> None:
-        # groups and blocks count too, so repeats of left-out layers cannot spin forever
+        # groups, blocks and left-out entries count too, so that repeats of left-out layers or of
+        # empty blocks cannot spin forever
         self.instances += 1
         if self.instances > INSTANCES_PER_LAYER * MAX_LAYERS:
-            raise self._too_large(path)
+            message = (
+                f"the spec expands to more than {INSTANCES_PER_LAYER * MAX_LAYERS:,} entries "
+                "(layers, groups, block instances and left-out layers)"
+            )
+            raise SpecError.collect([self.source.error(path, message)])
 
     def _too_large(self, path: SourcePath) -> SpecError:
         message = f"the spec expands to more than {MAX_LAYERS} layers"
@@ -127,12 +134,19 @@ class _Expander:
         if isinstance(entry, OpLayer):
             return 1
         if isinstance(entry, GroupLayer):
-            children = entry.layers
-        elif entry.block in self.document.blocks and entry.block not in visiting:
-            children = self.document.blocks[entry.block].layers
-            visiting = visiting | {entry.block}
-        else:
+            return self._fewest_in(entry.layers, visiting)
+        if entry.block not in self.document.blocks or entry.block in visiting:
             return 0
+        # blocks that instantiate each other twice per level would make this exponential
+        known = self.fewest_by_block.get(entry.block)
+        if known is None:
+            known = self._fewest_in(
+                self.document.blocks[entry.block].layers, visiting | {entry.block}
+            )
+            self.fewest_by_block[entry.block] = known
+        return known
+
+    def _fewest_in(self, children: list[LayerEntry], visiting: set[str]) -> int:
         total = 0
         for child in children:
             if child.when is None:

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 #: The graph node standing for the network input; `input` in a spec names it (or a block's input).
 INPUT = "input"
+#: Layers of a cycle named in its error; a cycle through 100,000 layers is not listed whole.
+CYCLE_SHOWN = 8
 
 
 @dataclass
@@ -150,22 +152,28 @@ def topological_order(layers: Mapping[str, Layer], source: SourceDocument) -> li
             if waiting[reader] == 0:
                 heapq.heappush(ready, position[reader])
     if len(order) < len(layers):
-        cycle = _find_cycle(layers, {name for name, count in waiting.items() if count})
+        cycle = _find_cycle(layers, {name for name, count in waiting.items() if count}, position)
         first = layers[cycle[0]]
-        message = f"cycle between layers: {' -> '.join([*cycle, cycle[0]])}"
+        shown = (
+            [*cycle[:CYCLE_SHOWN], cycle[0]] if len(cycle) <= CYCLE_SHOWN else cycle[:CYCLE_SHOWN]
+        )
+        more = f" -> ... ({len(cycle):,} layers in the cycle)" if len(cycle) > CYCLE_SHOWN else ""
+        message = f"cycle between layers: {' -> '.join(shown)}{more}"
         raise SpecError.collect([source.error(first.source_path, message)])
     return order
 
 
-def _find_cycle(layers: Mapping[str, Layer], blocked: set[str]) -> list[str]:
+def _find_cycle(
+    layers: Mapping[str, Layer], blocked: set[str], position: Mapping[str, int]
+) -> list[str]:
     """Walk back along inputs among layers that never became ready; the walk must loop."""
     path: list[str] = []
     seen: dict[str, int] = {}
-    name = min(blocked, key=list(layers).index)
+    name = min(blocked, key=position.__getitem__)
     while name not in seen:
         seen[name] = len(path)
         path.append(name)
         name = next(p for p in layers[name].inputs if p in blocked)
     cycle = list(reversed(path[seen[name] :]))  # reversed: in the direction data flows
-    first = cycle.index(min(cycle, key=list(layers).index))
+    first = cycle.index(min(cycle, key=position.__getitem__))
     return cycle[first:] + cycle[:first]

@@ -60,21 +60,37 @@ class Resolver:
 
     def __init__(self, report: Callable[[SourcePath, str], None]) -> None:
         self.report = report
+        # every reference is followed once: chains of left-out layers stay linear in their length
+        self.resolved: dict[Ref, str] = {}
 
-    def resolve(self, ref: Ref, seen: frozenset[int] = frozenset()) -> str:
+    def resolve(self, ref: Ref) -> str:
         """The node name a reference stands for, following left-out layers to what they read."""
-        if isinstance(ref, Node):
-            return ref.name
-        assert isinstance(ref, Name)
-        if id(ref) in seen:
-            self.report(
-                ref.path, f"{ref.reader}: {ref.text!r} refers to itself through left-out layers"
-            )
-            return ""
-        member = self._lookup(ref)
-        if member is None:
-            return ""
-        return self.resolve(member.output, seen | {id(ref)})
+        followed: list[Ref] = []
+        seen: set[Ref] = set()
+        result = ""
+        while True:
+            known = self.resolved.get(ref)
+            if known is not None:
+                result = known
+                break
+            if isinstance(ref, Node):
+                result = ref.name
+                break
+            assert isinstance(ref, Name)
+            if ref in seen:
+                self.report(
+                    ref.path, f"{ref.reader}: {ref.text!r} refers to itself through left-out layers"
+                )
+                break
+            seen.add(ref)
+            followed.append(ref)
+            member = self._lookup(ref)
+            if member is None:
+                break
+            ref = member.output
+        for step in followed:
+            self.resolved[step] = result
+        return result
 
     def _lookup(self, ref: Name) -> Member | None:
         head, *rest = ref.text.split(".")
