@@ -18,7 +18,8 @@ from pydantic import (
     ValidationError,
 )
 
-from archspec.errors import Diagnostic, suggest
+from archspec.errors import Diagnostic, shown, suggest
+from archspec.names import layer_name_problem
 from archspec.ops.base import MAX_DIM
 from archspec.source import SourceDocument, SourcePath
 
@@ -36,6 +37,21 @@ Name = Annotated[
     str,
     Field(pattern=NAME_PATTERN, description="a name: letters, digits and _"),
     AfterValidator(_not_a_keyword),
+]
+
+
+def _usable_layer_name(name: str) -> str:
+    problem = layer_name_problem(name)
+    if problem:
+        raise ValueError(problem)
+    return name
+
+
+#: A layer's name, which becomes a module attribute in torch and in generated code.
+LayerName = Annotated[
+    str,
+    Field(pattern=NAME_PATTERN, description="a layer name: letters, digits and _"),
+    AfterValidator(_usable_layer_name),
 ]
 #: A parameter value: a number, a boolean, a string (an expression or a word) or a list of them.
 Value = int | float | bool | str | list[Any]
@@ -55,7 +71,7 @@ class LayerBase(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Name | None = Field(
+    name: LayerName | None = Field(
         None, description="unnamed layers are numbered 0, 1, 2 ... in their group"
     )
     inputs: InputNames | None = Field(
