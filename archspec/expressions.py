@@ -37,9 +37,8 @@ MAX_ROUND_DIGITS = 30
 
 
 def _round(value: float, digits: int | None = None) -> float:
-    if digits is not None and not isinstance(digits, bool) and isinstance(digits, int):
-        if abs(digits) > MAX_ROUND_DIGITS:
-            raise ValueError(f"digits must be between -{MAX_ROUND_DIGITS} and {MAX_ROUND_DIGITS}")
+    if isinstance(digits, int) and abs(digits) > MAX_ROUND_DIGITS:
+        raise ValueError(f"digits must be between -{MAX_ROUND_DIGITS} and {MAX_ROUND_DIGITS}")
     return round(value, digits)
 
 

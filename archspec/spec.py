@@ -18,7 +18,7 @@ from pydantic import (
     ValidationError,
 )
 
-from archspec.errors import Diagnostic, shown, suggest
+from archspec.errors import Diagnostic, suggest
 from archspec.names import layer_name_problem
 from archspec.ops.base import MAX_DIM
 from archspec.source import SourceDocument, SourcePath

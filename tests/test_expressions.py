@@ -7,9 +7,9 @@ import operator
 import time
 
 import pytest
-from timing import within
 from hypothesis import given
 from hypothesis import strategies as st
+from timing import within
 
 from archspec.errors import ExpressionError
 from archspec.expressions import (

@@ -34,7 +34,8 @@ def test_the_list_covers_every_public_attribute_of_the_modules_layers_live_in():
     ],
 )
 def test_reserved_names_are_refused_where_they_are_written(name, reason):
-    spec = f"name: t\ninput: [3, 8, 8]\nlayers:\n  - {{name: ok, layers: [{{name: {name}, op: relu}}]}}\n"
+    layer = f"{{name: ok, layers: [{{name: {name}, op: relu}}]}}"
+    spec = f"name: t\ninput: [3, 8, 8]\nlayers:\n  - {layer}\n"
     with pytest.raises(archspec.SpecError, match=rf"<spec>:4:32: error: .*{reason}"):
         archspec.load(spec)
 
