@@ -147,7 +147,9 @@ def decode_source(raw: bytes, file: str) -> str:
         column = len(before[line_start:].decode("utf-8", errors="replace")) + 1
         where = Position(file, before.count(b"\n") + 1, column)
         byte = raw[error.start]
-        message = f"the spec is not UTF-8 text: byte 0x{byte:02x} cannot start or continue a character"
+        message = (
+            f"the spec is not UTF-8 text: byte 0x{byte:02x} cannot start or continue a character"
+        )
         raise SpecError.collect([Diagnostic(message, where)]) from error
 
 
@@ -231,7 +233,9 @@ class _Builder:
                 self.document.aliases[path] = anchor
             return shared  # shared: nothing downstream mutates spec data
         if id(node) in self.building:
-            raise self.fail(node, "an alias refers to the value that contains it (a recursive value)")
+            raise self.fail(
+                node, "an alias refers to the value that contains it (a recursive value)"
+            )
         if len(path) > MAX_DEPTH:
             raise self.fail(node, f"the spec nests deeper than {MAX_DEPTH} levels")
         if node.tag not in _ALLOWED_TAGS[type(node)]:

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 import archspec
+from archspec.backends.torch import compile_module
 from archspec.backends.weights import WeightsError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -170,6 +171,20 @@ def test_a_pickled_object_is_not_executed(tmp_path):
 def test_a_missing_weights_file_is_named(tmp_path):
     with pytest.raises(WeightsError, match=r"does not exist"):
         archspec.compile(LENET5, weights=tmp_path / "none.pt")
+
+
+def test_weights_cannot_be_loaded_into_a_network_on_the_meta_device(resnet18_weights):
+    with pytest.raises(ValueError, match=r"^weights cannot be loaded into a network built on the"):
+        compile_module(archspec.load(RESNET18), weights=resnet18_weights, device="meta")
+
+
+def test_a_network_on_the_meta_device_is_frozen_like_any_other():
+    spec = archspec.load(RESNET18, freeze=["*", "!fc"])
+    module = compile_module(spec, device="meta").train()
+    assert all(value.is_meta for value in module.state_dict().values())
+    trainable = {name for name, p in module.named_parameters() if p.requires_grad}
+    assert trainable == {"fc.weight", "fc.bias"}
+    assert not module.get_submodule("layer1.0.bn1").training
 
 
 def test_activations_overwrite_only_outputs_nobody_else_needs():

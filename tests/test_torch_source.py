@@ -182,6 +182,23 @@ def test_training_mode_draws_the_same_dropout_and_keeps_frozen_norms(tmp_path):
         assert torch.equal(generated.state_dict()[key], value), key
 
 
+@pytest.mark.parametrize(
+    "spec",
+    [
+        *(pytest.param(path, id=path.stem) for path in sorted(EXAMPLES.glob("*.yaml"))),
+        pytest.param(BRANCHES, id="branches"),
+        pytest.param(EVERY_OP, id="every_op"),
+    ],
+)
+def test_a_network_on_the_meta_device_gives_the_same_source(spec):
+    loaded = archspec.load(spec)
+    report = archspec.analyze(loaded)
+    meta = compile_module(loaded, report, device="meta")
+    assert all(value.is_meta for value in meta.state_dict().values())
+    expected = generate_source(compile_module(loaded, report), "Network")
+    assert generate_source(meta, "Network") == expected
+
+
 def test_source_reads_as_written_by_hand():
     compiled, _ = build(EXAMPLES / "resnet18.yaml")
     compiled.meta.update(archspec_spec_name="resnet18", archspec_input_shape=(3, 224, 224))

@@ -98,6 +98,7 @@ class _Walk:
                 name=layer.name,
                 op=op,
                 inputs=layer.inputs,
+                frozen=layer.frozen,
                 output_shape=output,
                 params=params,
                 trainable_params=0 if layer.frozen else params,

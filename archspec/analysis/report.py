@@ -20,6 +20,7 @@ class LayerReport:
     name: str
     op: Op
     inputs: tuple[str, ...]
+    frozen: bool  # as the spec says, even for a layer without parameters (affine: false)
     output_shape: Shape
     params: int
     trainable_params: int
@@ -31,10 +32,6 @@ class LayerReport:
     @property
     def op_name(self) -> str:
         return self.op.op
-
-    @property
-    def frozen(self) -> bool:
-        return self.trainable_params < self.params
 
     def to_json(self) -> dict[str, object]:
         return {

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+import torch
 from torch import fx, nn
 
-from archspec.analysis import Report, analyze
+from archspec.analysis import LayerReport, Report, analyze
+from archspec.backends.frozen import pin_eval_mode
 from archspec.backends.weights import WeightsReport, load_weights
 from archspec.layers import INPUT
 from archspec.ops.base import Shape, TorchCall
@@ -15,33 +18,32 @@ from archspec.ops.base import Shape, TorchCall
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    import torch
-
     from archspec.loader import Spec
 
 
 class CompiledNetwork(fx.GraphModule):
     """The network as a GraphModule: `forward` is generated straight-line code.
 
-    Frozen batch norms stay in eval mode when the network trains, so fine-tuning keeps the
-    running statistics learnt on the large dataset.
+    Frozen batch norms are pinned to eval mode (`archspec.backends.frozen`), so fine-tuning
+    keeps the running statistics learnt on the large dataset. The pin is the norm's own class,
+    so it survives deepcopy, pickle and `torch.save` (the last two give back a GraphModule).
     """
 
     # plain Python facts about the network, not part of what TorchScript compiles
-    __jit_ignored_attributes__ = ("frozen_norms", "weights_report")
+    __jit_ignored_attributes__ = ("weights_report",)
+    #: What loading `weights` did; None when none were given.
+    weights_report: WeightsReport | None = None
 
-    def __init__(
-        self, root: nn.Module, graph: fx.Graph, class_name: str, frozen_norms: tuple[str, ...]
-    ) -> None:
+    def __init__(self, root: nn.Module, graph: fx.Graph, class_name: str) -> None:
+        # torch.jit.script lints the source of type(self).__init__, and GraphModule's own
+        # (annotated empty lists) draws a warning from it
         super().__init__(root, graph, class_name)
-        self.frozen_norms = frozen_norms
-        self.weights_report: WeightsReport | None = None
 
-    def train(self, mode: bool = True) -> CompiledNetwork:
-        super().train(mode)
-        for name in self.frozen_norms:
-            self.get_submodule(name).eval()
-        return self
+    def __deepcopy__(self, memo: dict[int, Any]) -> CompiledNetwork:
+        copied = cast("CompiledNetwork", super().__deepcopy__(memo))
+        # fx rebuilds the copy through GraphModule.__init__, which drops instance attributes
+        copied.weights_report = self.weights_report  # immutable: shared, not copied
+        return copied
 
 
 def compile_module(
@@ -50,6 +52,8 @@ def compile_module(
     weights: str | Path | Mapping[str, torch.Tensor] | None = None,
     strict: bool = True,
     scoped_calls: bool = False,
+    *,
+    device: str | None = None,
 ) -> CompiledNetwork:
     """Build the network: (N, *input_shape) -> output, or a tuple of outputs when there are several.
 
@@ -57,42 +61,53 @@ def compile_module(
     `requires_grad=False`. `weights` is a state_dict or a file of one (loaded with
     `weights_only=True`); with `strict=False` only keys of matching shape are loaded and the rest
     are listed in `weights_report`. `scoped_calls` makes parameter-free layers (add, concat,
-    flatten) modules too, so that exporters name everything they emit after a layer.
+    flatten) modules too, so that exporters name everything they emit after a layer. The
+    layers are built on `device`; "meta" allocates no weights, enough for `generate_source`.
     """
+    if weights is not None and device == "meta":
+        raise ValueError("weights cannot be loaded into a network built on the meta device")
     report = report or analyze(spec)
     root = nn.Module()
     graph = fx.Graph()
     shapes: dict[str, Shape] = {INPUT: report.input_shape}
     values: dict[str, fx.Node] = {INPUT: graph.placeholder(INPUT)}
-    frozen_norms = []
     reusable = _overwritable_outputs(spec, report)
-    for layer in report.layers:
-        inputs = [shapes[name] for name in layer.inputs]
-        arguments = [values[name] for name in layer.inputs]
-        lowered = layer.op.to_torch(inputs)
-        if isinstance(lowered, TorchCall) and scoped_calls:
-            lowered = LayerFunction(lowered)
-        if isinstance(lowered, TorchCall):
-            values[layer.name] = lowered.apply(arguments, graph.call_function)
-        else:
-            if getattr(lowered, "inplace", None) is False and layer.inputs[0] in reusable:
-                # one tensor less per activation: 10% faster at batch 8 (nn.Module types
-                # attribute assignment as tensors and modules only)
-                lowered.inplace = True  # type: ignore[assignment]
-            if layer.frozen:
-                lowered.requires_grad_(False)
-                if isinstance(lowered, nn.modules.batchnorm._BatchNorm):
-                    frozen_norms.append(layer.name)
-            _install(root, layer.name, lowered)
-            values[layer.name] = graph.call_module(layer.name, tuple(arguments))
-        values[layer.name].meta["archspec_layer"] = layer.name
-        shapes[layer.name] = layer.output_shape
+    with torch.device(device) if device is not None else contextlib.nullcontext():
+        for layer in report.layers:
+            inputs = [shapes[name] for name in layer.inputs]
+            lowered = _lower(layer, inputs, overwritable=layer.inputs[0] in reusable)
+            arguments = [values[name] for name in layer.inputs]
+            if isinstance(lowered, TorchCall) and scoped_calls:
+                lowered = LayerFunction(lowered)
+            if isinstance(lowered, TorchCall):
+                values[layer.name] = lowered.apply(arguments, graph.call_function)
+            else:
+                _install(root, layer.name, lowered)
+                values[layer.name] = graph.call_module(layer.name, tuple(arguments))
+            values[layer.name].meta["archspec_layer"] = layer.name
+            shapes[layer.name] = layer.output_shape
     results = [values[name] for name in report.outputs]
     graph.output(results[0] if len(results) == 1 else tuple(results))
-    module = CompiledNetwork(root, graph, class_name(spec.name), tuple(frozen_norms))
+    module = CompiledNetwork(root, graph, class_name(spec.name))
     if weights is not None:
         module.weights_report = load_weights(module, weights, strict)
     return module.train()
+
+
+def _lower(layer: LayerReport, inputs: list[Shape], *, overwritable: bool) -> nn.Module | TorchCall:
+    """The layer's torch module, frozen as the spec says, or the call of a parameter-free op."""
+    lowered = layer.op.to_torch(inputs)
+    if isinstance(lowered, TorchCall):
+        return lowered
+    if overwritable and getattr(lowered, "inplace", None) is False:
+        # one tensor less per activation: 10% faster at batch 8 (nn.Module types
+        # attribute assignment as tensors and modules only)
+        lowered.inplace = True  # type: ignore[assignment]
+    if layer.frozen:
+        lowered.requires_grad_(False)
+        if layer.op.running_statistics:
+            pin_eval_mode(lowered)
+    return lowered
 
 
 class LayerFunction(nn.Module):

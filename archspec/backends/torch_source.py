@@ -11,7 +11,7 @@ import torch
 from torch import fx, nn
 
 from archspec.backends.forward_code import INDENT, double_quotes, forward_lines, wrap
-from archspec.backends.torch import CompiledNetwork
+from archspec.backends.frozen import pinned, plain_class
 from archspec.errors import SourceError
 
 _NOT_ARGUMENTS = {"self", "device", "dtype"}
@@ -130,7 +130,7 @@ def _constructor(leaf: nn.Module) -> tuple[str, list[str]]:
     Arguments are read back from the attributes `__init__` stored them in, and the call is
     checked by building a copy on the meta device and comparing it with `leaf`.
     """
-    cls = type(leaf)
+    cls = plain_class(leaf)  # a frozen norm pinned to eval mode is built as the torch.nn class
     if getattr(nn, cls.__name__, None) is not cls:
         raise SourceError(f"{cls.__module__}.{cls.__qualname__} is not in torch.nn")
     signature = inspect.signature(cls.__init__)
@@ -174,7 +174,7 @@ def _arguments(
 
 
 def _argument(leaf: nn.Module, parameter: inspect.Parameter) -> object:
-    name = f"nn.{type(leaf).__name__}"
+    name = f"nn.{plain_class(leaf).__name__}"
     if not hasattr(leaf, parameter.name):
         raise SourceError(f"{name} keeps no attribute for its argument {parameter.name!r}")
     value: object = getattr(leaf, parameter.name)
@@ -191,9 +191,11 @@ def _argument(leaf: nn.Module, parameter: inspect.Parameter) -> object:
 
 
 def _fingerprint(module: nn.Module) -> tuple[str, str, dict[str, tuple[int, ...]]]:
+    # without the class name, which the caller checks: EvalModeBatchNorm2d rebuilds as BatchNorm2d
+    text = repr(module).removeprefix(type(module).__name__)
     settings = {k: v for k, v in vars(module).items() if k not in _MODULE_STATE}
     shapes = {key: tuple(value.shape) for key, value in module.state_dict().items()}
-    return repr(module), repr(settings), shapes
+    return text, repr(settings), shapes
 
 
 def _literal(value: object) -> str:
@@ -225,14 +227,11 @@ def _frozen(module: nn.Module) -> list[str]:
 
 
 def _frozen_norms(module: fx.GraphModule) -> tuple[str, ...]:
-    """The batch norms a `train` override keeps in eval mode; () when there is no override."""
-    train = type(module).train
-    if isinstance(module, CompiledNetwork) and train is CompiledNetwork.train:
-        return module.frozen_norms
-    if train is not nn.Module.train:
+    """The layers pinned to eval mode (frozen batch norms), which a `train` override keeps so."""
+    if type(module).train is not nn.Module.train:
         owner = next(cls for cls in type(module).__mro__ if "train" in vars(cls))
         raise SourceError(f"{owner.__name__} overrides train(); it cannot be mirrored")
-    return ()
+    return pinned(module)
 
 
 # -- forward: fx's code, with short names ---------------------------------------------------------

@@ -100,6 +100,8 @@ class Op(BaseModel):
     #: Whether torch's backward of this op reads its output. When it does not (conv, linear,
     #: batch norm, add), the activation reading that output alone may overwrite it in place.
     output_kept_for_backward: ClassVar[bool] = True
+    #: Whether its module keeps running statistics: frozen, it stays in eval mode so they hold.
+    running_statistics: ClassVar[bool] = False
 
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:
         """Shapes are per sample, without the batch dimension: (C, H, W) or (F,)."""

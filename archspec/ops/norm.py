@@ -20,6 +20,7 @@ class BatchNorm2d(Op):
 
     op: Literal["batchnorm2d"] = "batchnorm2d"
     output_kept_for_backward: ClassVar[bool] = False
+    running_statistics: ClassVar[bool] = True
     eps: Annotated[float, Field(gt=0)] = 1e-5
     momentum: Annotated[float, Field(ge=0, le=1)] = 0.1
     affine: bool = True
