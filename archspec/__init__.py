@@ -37,15 +37,19 @@ def compile(
     weights: str | Path | Mapping[str, torch.Tensor] | None = None,
     strict: bool = True,
     input_shape: Sequence[int] | None = None,
+    max_memory: int | None = None,
 ) -> CompiledNetwork:
     """The spec as a `torch.nn.Module` (a `torch.fx.GraphModule`), optionally with weights.
 
-    Imports torch on first use; loading and analysing never do.
+    Imports torch on first use; loading and analysing never do. Raises ResourceError, before
+    allocating, when the weights would not fit in the memory available (or in `max_memory`
+    bytes, a ceiling that replaces the measured one).
     """
     from archspec.backends.torch import compile_module
 
     spec = spec if isinstance(spec, Spec) else load(spec)
-    return compile_module(spec, analyze(spec, input_shape), weights, strict)
+    report = analyze(spec, input_shape)
+    return compile_module(spec, report, weights, strict, max_memory=max_memory)
 
 
 def export_onnx(

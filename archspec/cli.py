@@ -3,33 +3,101 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+import traceback
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from archspec import __version__
-from archspec.errors import ArchspecError, Diagnostic, UsageError
+from archspec.errors import ArchspecError, Diagnostic, UsageError, shown
 
 EXIT_OK = 0
+#: archspec itself failed: a bug, reported with a request to tell us.
+EXIT_BUG = 1
+#: The input was wrong (spec, arguments, weights) or would not fit; nothing was written.
 EXIT_INVALID = 2
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+#: Largest --batch: an example tensor of a million samples is already absurd.
+MAX_BATCH = 1_000_000
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised like Ctrl-C so that temporary files are removed on the way out."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. Exit codes: 0 done, 2 bad input (one line per problem, nothing
+    written), 1 a bug in archspec, 130 interrupted, 143 terminated."""
     parser = _parser()
     args = parser.parse_args(argv)
-    try:
-        code: int = args.run(args)
-    except ArchspecError as error:
-        _print_diagnostics(error.diagnostics)
-        return EXIT_INVALID
-    except KeyboardInterrupt:
-        print("archspec: interrupted", file=sys.stderr)
-        return 130
+    with _terminate_like_interrupt():
+        try:
+            code: int = args.run(args)
+        except ArchspecError as error:
+            _print_diagnostics(error.diagnostics)
+            return EXIT_INVALID
+        except KeyboardInterrupt:
+            print("archspec: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except _Terminated:
+            print("archspec: terminated", file=sys.stderr)
+            return EXIT_TERMINATED
+        except BrokenPipeError:
+            # the reader of our output left (`archspec analyze ... | head`): nothing to report
+            _silence_stdout()
+            return EXIT_OK
+        except MemoryError:
+            print(
+                "archspec: error: ran out of memory; the process may not use more than it has "
+                "(see `ulimit -v` and the README's budgets)",
+                file=sys.stderr,
+            )
+            return EXIT_INVALID
+        except Exception as error:  # a bug: say so instead of showing a traceback
+            return _report_bug(error)
     return code
+
+
+def _report_bug(error: Exception) -> int:
+    if os.environ.get("ARCHSPEC_DEBUG") == "1":
+        traceback.print_exception(error, file=sys.stderr)
+    print(
+        f"archspec: internal error: {type(error).__name__}: {shown(str(error))}\n"
+        f"archspec: this is a bug in archspec {__version__}, not in your spec; please report it "
+        "with the command and the spec (ARCHSPEC_DEBUG=1 prints the traceback)",
+        file=sys.stderr,
+    )
+    return EXIT_BUG
+
+
+@contextlib.contextmanager
+def _terminate_like_interrupt() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so no temporary file outlives a killed command."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout at exit and would fail again on the closed pipe
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,14 +111,14 @@ def _parser() -> argparse.ArgumentParser:
     validate = commands.add_parser(
         "validate", help="check specs; report every error with its position"
     )
-    validate.add_argument("specs", nargs="+", metavar="SPEC")
+    validate.add_argument("specs", nargs="+", type=Path, metavar="SPEC")
     _add_overrides(validate)
     validate.set_defaults(run=_validate)
 
     analyze = commands.add_parser(
         "analyze", help="shapes, params, MACs and receptive field per layer"
     )
-    analyze.add_argument("spec", metavar="SPEC")
+    analyze.add_argument("spec", type=Path, metavar="SPEC")
     analyze.add_argument(
         "--input-shape",
         type=_input_shape,
@@ -71,7 +139,7 @@ def _parser() -> argparse.ArgumentParser:
     compile_ = commands.add_parser(
         "compile", help="write the network as PyTorch source (.py) or its weights (.pt)"
     )
-    compile_.add_argument("spec", metavar="SPEC")
+    compile_.add_argument("spec", type=Path, metavar="SPEC")
     compile_.add_argument(
         "-o",
         "--output",
@@ -81,13 +149,14 @@ def _parser() -> argparse.ArgumentParser:
         help="model.py: standalone PyTorch source; weights.pt: the state_dict",
     )
     _add_weights(compile_)
+    _add_max_memory(compile_)
     _add_overrides(compile_)
     compile_.set_defaults(run=_compile)
 
     export = commands.add_parser(
         "export", help="write the network as ONNX, verified against onnxruntime"
     )
-    export.add_argument("spec", metavar="SPEC")
+    export.add_argument("spec", type=Path, metavar="SPEC")
     export.add_argument("-o", "--output", required=True, type=Path, metavar="OUT.onnx")
     _add_weights(export)
     export.add_argument("--opset", type=int, metavar="N", help="ONNX opset (default 18)")
@@ -105,13 +174,14 @@ def _parser() -> argparse.ArgumentParser:
         help="skip the checker, shape and onnxruntime comparisons",
     )
     export.add_argument("--quiet", action="store_true", help="no progress lines")
+    _add_max_memory(export)
     _add_overrides(export)
     export.set_defaults(run=_export)
 
     graph = commands.add_parser(
         "graph", help="draw the network: Mermaid (.mmd), Graphviz (.dot), or .svg/.png via dot"
     )
-    graph.add_argument("spec", metavar="SPEC")
+    graph.add_argument("spec", type=Path, metavar="SPEC")
     graph.add_argument("-o", "--output", required=True, type=Path, metavar="OUT")
     graph.add_argument(
         "--depth",
@@ -140,6 +210,25 @@ def _add_weights(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_max_memory(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-memory",
+        type=_size,
+        metavar="SIZE",
+        help="memory the command may use (512M, 8G); default: what is free. Work that would "
+        "need more is refused before anything is allocated",
+    )
+
+
+def _size(text: str) -> int:
+    from archspec.resources import parse_size
+
+    try:
+        return parse_size(text)
+    except UsageError as error:
+        raise argparse.ArgumentTypeError(error.message) from None
+
+
 def _add_overrides(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--freeze",
@@ -161,31 +250,43 @@ def _add_overrides(parser: argparse.ArgumentParser) -> None:
 
 
 def _override(text: str) -> tuple[str, Any]:
+    """`NAME=VALUE`, the value read as YAML (safely, with the spec's limits)."""
+    from archspec.loader import override_problem
+    from archspec.source import parse_yaml
+
     name, equals, raw = text.partition("=")
-    if not equals or not name.strip():
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    value = yaml.safe_load(raw) if raw.strip() else raw
-    if not isinstance(value, int | float | bool | str):
-        raise argparse.ArgumentTypeError(f"{name}: a value is a number, a boolean or an expression")
-    return name.strip(), value
+    name = name.strip()
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {shown(text)}")
+    if not raw.strip():
+        raise argparse.ArgumentTypeError(f"{name}: give a value after '='")
+    try:
+        value = parse_yaml(raw, f"--set {name}").data
+    except ArchspecError as error:
+        raise argparse.ArgumentTypeError(f"{name}: {error.diagnostics[0].message}") from None
+    problem = override_problem(value)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{name}: {problem}")
+    return name, value
 
 
 def _batch(text: str) -> int | None:
     if text == "dynamic":
         return None
-    if text.isdigit() and int(text) >= 1:
+    if text.isascii() and text.isdigit() and len(text) <= 7 and 1 <= int(text) <= MAX_BATCH:
         return int(text)
-    raise argparse.ArgumentTypeError(f"expected a batch size or 'dynamic', got {text!r}")
+    raise argparse.ArgumentTypeError(
+        f"expected a batch size from 1 to {MAX_BATCH:,} or 'dynamic', got {shown(text)}"
+    )
 
 
 def _input_shape(text: str) -> tuple[int, ...]:
-    try:
-        dims = tuple(int(part) for part in text.lower().split("x"))
-    except ValueError:
+    parts = text.lower().split("x")
+    if not all(part.isascii() and part.isdigit() and len(part) <= 9 for part in parts):
         raise argparse.ArgumentTypeError(
-            f"expected sizes joined by x (3x224x224), got {text!r}"
-        ) from None
-    return dims
+            f"expected sizes joined by x (3x224x224), got {shown(text)}"
+        )
+    return tuple(int(part) for part in parts)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -217,9 +318,11 @@ def _analyze(args: argparse.Namespace) -> int:
     from archspec.render import to_json, to_markdown, to_table
 
     if args.plot is not None:
+        from archspec.files import check_writable
         from archspec.plots import plot_format
 
         plot_format(args.plot)  # before the analysis: a bad name fails fast, printing nothing
+        check_writable(args.plot)
     report = analyze(load(args.spec, dict(args.overrides), args.freeze), args.input_shape)
     _print_diagnostics(report.warnings)
     if args.format == "json":
@@ -245,17 +348,33 @@ def _compile(args: argparse.Namespace) -> int:
     if output.suffix not in OUTPUT_KINDS:
         kinds = ", ".join(f"{suffix} ({kind})" for suffix, kind in OUTPUT_KINDS.items())
         raise UsageError(f"cannot tell what to write to {str(output)!r}: use {kinds}")
+    source_code = output.suffix == ".py"
+    if source_code and args.weights is not None:
+        raise UsageError(
+            f"{output} is source code and holds no weights: write them with -o weights.pt "
+            "(--weights loads them there), or load_state_dict in your code"
+        )
     from archspec.analysis import analyze
+    from archspec.files import atomic_write, check_writable
     from archspec.loader import load
 
+    check_writable(output)
     spec = load(args.spec, dict(args.overrides), args.freeze)
     report = analyze(spec)
     _print_diagnostics(report.warnings)
     # torch is imported only now: validate and analyze stay fast
     from archspec.backends.torch import class_name, compile_module
-    from archspec.files import atomic_write
 
-    module = compile_module(spec, report, args.weights, args.strict)
+    # source code needs the modules' settings, never their weights: build them on torch's meta
+    # device, where a layer of a trillion parameters costs nothing
+    module = compile_module(
+        spec,
+        report,
+        args.weights,
+        args.strict,
+        device="meta" if source_code else None,
+        max_memory=args.max_memory,
+    )
     if module.weights_report is not None:
         _print_diagnostics(
             [
@@ -263,7 +382,7 @@ def _compile(args: argparse.Namespace) -> int:
                 for line in module.weights_report.lines()
             ]
         )
-    if output.suffix == ".py":
+    if source_code:
         from archspec.backends.torch_source import generate_source
 
         source = generate_source(
@@ -285,8 +404,16 @@ def _export(args: argparse.Namespace) -> int:
     output: Path = args.output
     if output.suffix != ".onnx":
         raise UsageError(f"export writes ONNX: name the output *.onnx, not {str(output)!r}")
+    from archspec.files import check_writable
     from archspec.loader import load
 
+    check_writable(output)
+    if args.opset is not None:
+        from archspec.backends.opsets import opset_problem
+
+        problem = opset_problem(args.opset)
+        if problem:
+            raise UsageError(problem)
     spec = load(args.spec, dict(args.overrides), args.freeze)
     # progress goes to a terminal only: logs and pipes get the result line alone
     talk = not args.quiet and sys.stderr.isatty()
@@ -328,10 +455,13 @@ def _graph(args: argparse.Namespace) -> int:
     if args.depth is not None and args.depth < 1:
         raise UsageError(f"--depth must be 1 or more, got {args.depth}")
     from archspec.analysis import analyze
-    from archspec.diagram import build_diagram, render_dot, to_dot, to_mermaid
-    from archspec.files import atomic_write
+    from archspec.diagram import build_diagram, graphviz, render_dot, to_dot, to_mermaid
+    from archspec.files import atomic_write, check_writable
     from archspec.loader import load
 
+    check_writable(output)
+    if output.suffix in (".svg", ".png"):
+        graphviz(output.suffix[1:])  # before the analysis: a missing program fails fast
     report = analyze(load(args.spec, dict(args.overrides), args.freeze))
     diagram = build_diagram(report, args.depth)
     if output.suffix == ".mmd":

@@ -138,14 +138,20 @@ def to_dot(diagram: Diagram, params: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_dot(diagram: Diagram, file_format: str, params: bool = False) -> bytes:
-    """SVG or PNG from Graphviz's `dot` program."""
+def graphviz(file_format: str) -> str:
+    """The path of Graphviz's `dot` program; UsageError saying how to install it if missing."""
     program = shutil.which("dot")
     if program is None:
         raise UsageError(
             f"drawing .{file_format} needs Graphviz's `dot` program (Debian/Ubuntu: apt install "
             "graphviz; macOS: brew install graphviz); .mmd and .dot need nothing"
         )
+    return program
+
+
+def render_dot(diagram: Diagram, file_format: str, params: bool = False) -> bytes:
+    """SVG or PNG from Graphviz's `dot` program."""
+    program = graphviz(file_format)
     if len(diagram.boxes) > MAX_RENDERED_BOXES:
         raise UsageError(
             f"{len(diagram.boxes):,} boxes are too many for Graphviz to lay out (at most "

@@ -10,8 +10,39 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from archspec.errors import UsageError
+
 #: A new file's mode before the umask: the owner reads and writes, everyone else reads.
 NEW_FILE_MODE = 0o644
+
+
+class OutputError(UsageError):
+    """An output file cannot be written where it was asked for."""
+
+
+def check_writable(path: Path) -> None:
+    """OutputError now, before any work, if `path` cannot be written: a missing or read-only
+    folder, a folder or other non-file in its place, a name longer than the system allows."""
+    where = repr(str(path))
+    folder = path.parent
+    if not folder.is_dir():
+        raise OutputError(f"cannot write {where}: folder {str(folder)!r} does not exist")
+    longest = _name_max(folder)
+    if len(os.fsencode(path.name)) > longest:
+        raise OutputError(f"cannot write {where}: the name is longer than {longest} bytes")
+    if path.is_dir():
+        raise OutputError(f"cannot write {where}: it is a folder")
+    if path.exists() and not path.is_file():
+        raise OutputError(f"cannot write {where}: it exists and is not a regular file")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {where}: folder {str(folder)!r} is not writable")
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        return 255
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
@@ -19,8 +50,15 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
 
     On any exception, KeyboardInterrupt included, the temporary file is removed and an existing
     `path` is left as it was. A new file gets mode 0o644 minus the umask; a replaced one keeps
-    its mode.
+    its mode. OutputError when the file system refuses (no room, no permission).
     """
+    try:
+        _write_then_rename(path, write)
+    except OSError as error:
+        raise OutputError(f"cannot write {str(path)!r}: {error.strerror or error}") from error
+
+
+def _write_then_rename(path: Path, write: Callable[[BinaryIO], object]) -> None:
     temporary, descriptor = _create_beside(path)
     try:
         with os.fdopen(descriptor, "wb") as stream:
@@ -40,7 +78,8 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
 def _create_beside(path: Path) -> tuple[Path, int]:
     """A new, empty file in `path`'s directory (so os.replace stays one rename) and its fd."""
     while True:
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        # a short name of its own: the output's name plus a suffix could pass NAME_MAX
+        temporary = path.with_name(f".archspec-{secrets.token_hex(6)}.tmp")
         try:
             # O_CREAT applies the umask itself; reading it (os.umask) would race other threads
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
@@ -49,4 +88,4 @@ def _create_beside(path: Path) -> tuple[Path, int]:
             continue
 
 
-__all__ = ["atomic_write"]
+__all__ = ["OutputError", "atomic_write", "check_writable"]

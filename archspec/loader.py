@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from archspec.errors import Diagnostic, ExpressionError, SpecError, UsageError, suggest
-from archspec.expressions import LATE_NAMES, contains_deferred, evaluate_value
+from archspec.errors import Diagnostic, ExpressionError, SpecError, UsageError, shown, suggest
+from archspec.expressions import LATE_NAMES, contains_deferred, evaluate_value, names_in
 from archspec.gcpause import paused_gc
 from archspec.graph import build_graph
 from archspec.layers import LayerGraph
@@ -67,23 +67,47 @@ def validate_document(source: SourceDocument) -> SpecDocument:
         raise SpecError.collect(validation_diagnostics(error, source)) from error
 
 
+#: Nesting of lists in an override value (`[[1, 2], [3, 4]]` is 2).
+MAX_OVERRIDE_DEPTH = 8
+
+
+def override_problem(value: object, depth: int = 0) -> str | None:
+    """Why `value` cannot replace a parameter, or None: values are what YAML scalars give."""
+    if isinstance(value, bool | int | float | str):
+        return None
+    if isinstance(value, list) and depth < MAX_OVERRIDE_DEPTH:
+        return next(filter(None, (override_problem(item, depth + 1) for item in value)), None)
+    kind = "a list nested too deeply" if isinstance(value, list) else type(value).__name__
+    return f"a value is a number, a boolean, a string (an expression) or a list of them, got {kind}"
+
+
 def resolve_params(
     document: SpecDocument, source: SourceDocument, overrides: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Evaluate spec-level parameters in order; each may use the ones before it."""
-    unknown = [key for key in overrides if key not in document.params]
-    if unknown:
-        known = ", ".join(document.params) or "none"
-        raise UsageError(
-            f"the spec has no parameter {unknown[0]!r}"
-            f"{suggest(unknown[0], document.params)}; its parameters: {known}"
-        )
+    for key, value in overrides.items():
+        if not isinstance(key, str) or key not in document.params:
+            known = ", ".join(document.params) or "none"
+            raise UsageError(
+                f"the spec has no parameter {shown(key)}"
+                f"{suggest(str(key), document.params)}; its parameters: {known}"
+            )
+        problem = override_problem(value)
+        if problem:
+            raise UsageError(f"override {key!r}: {problem}")
     params: dict[str, Any] = {}
     errors: list[Diagnostic] = []
-    for key, raw in document.params.items():
+    names = list(document.params)
+    for index, (key, raw) in enumerate(document.params.items()):
         path = ("params", key)
         if key in LATE_NAMES:
             errors.append(source.error(path, f"{key!r} is a reserved name", at_key=True))
+            continue
+        later = _later_names(overrides.get(key, raw), names[index:])
+        if later:
+            which = "itself" if later == key else f"{later!r}, which is defined after it"
+            message = f"parameter {key!r} uses {which}; a parameter can use only the ones before it"
+            errors.append(source.error(path, message))
             continue
         try:
             value = evaluate_value(overrides.get(key, raw), params)
@@ -99,6 +123,16 @@ def resolve_params(
     if errors:
         raise SpecError.collect(errors)
     return params
+
+
+def _later_names(raw: object, later: list[str]) -> str | None:
+    """The first of `later` that `raw` reads; a bare word reads the parameter it names."""
+    if isinstance(raw, list):
+        return next(filter(None, (_later_names(item, later) for item in raw)), None)
+    if not isinstance(raw, str):
+        return None
+    used = names_in(raw)
+    return next((name for name in later if name in used), None)
 
 
 def _kind(data: object) -> str:

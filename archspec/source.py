@@ -111,13 +111,14 @@ def read_bounded(path: Path, limit: int | None = None, what: str = "spec") -> by
     except (OSError, ValueError) as error:
         reason = error.strerror if isinstance(error, OSError) else str(error)
         raise SpecError(f"cannot read {what} {str(path)!r}: {reason}") from error
+    kind = stat.S_IFMT(os.fstat(descriptor).st_mode)
+    if kind != stat.S_IFREG:
+        os.close(descriptor)
+        raise SpecError(
+            f"cannot read {what} {str(path)!r}: it is {_FILE_KINDS.get(kind, 'not a file')}, "
+            "not a regular file"
+        )
     with os.fdopen(descriptor, "rb") as stream:
-        kind = stat.S_IFMT(os.fstat(descriptor).st_mode)
-        if kind != stat.S_IFREG:
-            raise SpecError(
-                f"cannot read {what} {str(path)!r}: it is {_FILE_KINDS.get(kind, 'not a file')}, "
-                "not a regular file"
-            )
         limit = MAX_SOURCE_BYTES if limit is None else limit
         try:
             data = stream.read(limit + 1)

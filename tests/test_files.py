@@ -9,7 +9,7 @@ from typing import BinaryIO
 
 import pytest
 
-from archspec.files import atomic_write
+from archspec.files import OutputError, atomic_write, check_writable
 
 
 @pytest.fixture
@@ -77,7 +77,7 @@ def test_failure_to_rename_removes_the_temporary_file(tmp_path, monkeypatch):
         raise PermissionError("read-only directory entry")
 
     monkeypatch.setattr(os, "replace", refuse)
-    with pytest.raises(PermissionError, match=r"^read-only directory entry$"):
+    with pytest.raises(OutputError, match=r"cannot write '.*net\.pt': read-only directory entry"):
         atomic_write(path, lambda file: file.write(b"new"))
     assert path.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["net.pt"]
@@ -98,3 +98,36 @@ def test_replaced_file_keeps_its_mode(tmp_path, umask):
     atomic_write(path, lambda file: None)
     assert mode(path) == 0o600
     assert path.read_bytes() == b""
+
+
+def test_a_name_at_the_length_limit_is_written(tmp_path):
+    path = tmp_path / ("n" * 252 + ".pt")  # 255 bytes: a temporary name built on it would not fit
+    check_writable(path)
+    atomic_write(path, lambda file: file.write(b"new"))
+    assert path.read_bytes() == b"new"
+    assert os.listdir(tmp_path) == [path.name]
+
+
+@pytest.mark.parametrize(
+    ("relative", "reason"),
+    [
+        ("missing/net.pt", r"folder '.*missing' does not exist"),
+        ("file.txt/net.pt", r"folder '.*file\.txt' does not exist"),
+        ("folder", r"it is a folder"),
+        ("n" * 256 + ".pt", r"the name is longer than 255 bytes"),
+        ("fifo.pt", r"it exists and is not a regular file"),
+    ],
+)
+def test_unwritable_outputs_are_refused_before_any_work(tmp_path, relative, reason):
+    (tmp_path / "file.txt").write_text("x")
+    (tmp_path / "folder").mkdir()
+    os.mkfifo(tmp_path / "fifo.pt")
+    with pytest.raises(OutputError, match=rf"cannot write '.*': {reason}"):
+        check_writable(tmp_path / relative)
+
+
+def test_a_read_only_folder_is_refused(tmp_path, monkeypatch):
+    # the tests run as root in CI, where chmod cannot make a folder read-only
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(OutputError, match=r"folder '.*' is not writable"):
+        check_writable(tmp_path / "net.pt")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -10,10 +11,12 @@ import torch
 from torch import fx, nn
 
 from archspec.analysis import LayerReport, Report, analyze
+from archspec.analysis.memory import weight_bytes
 from archspec.backends.frozen import pin_eval_mode
 from archspec.backends.weights import WeightsReport, load_weights
 from archspec.layers import INPUT
 from archspec.ops.base import Shape, TorchCall
+from archspec.resources import check_memory
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -54,6 +57,7 @@ def compile_module(
     scoped_calls: bool = False,
     *,
     device: str | None = None,
+    max_memory: int | None = None,
 ) -> CompiledNetwork:
     """Build the network: (N, *input_shape) -> output, or a tuple of outputs when there are several.
 
@@ -63,10 +67,17 @@ def compile_module(
     are listed in `weights_report`. `scoped_calls` makes parameter-free layers (add, concat,
     flatten) modules too, so that exporters name everything they emit after a layer. The
     layers are built on `device`; "meta" allocates no weights, enough for `generate_source`.
+
+    ResourceError, before anything is allocated, when the weights (and a weights file read
+    beside them) would not fit in the memory available or in `max_memory` bytes.
     """
     if weights is not None and device == "meta":
         raise ValueError("weights cannot be loaded into a network built on the meta device")
     report = report or analyze(spec)
+    if device != "meta":
+        need = weight_bytes(report) + _file_size(weights)
+        what = f"building {report.name} ({report.totals.params:,} parameters)"
+        check_memory(need, what, max_memory)
     root = nn.Module()
     graph = fx.Graph()
     shapes: dict[str, Shape] = {INPUT: report.input_shape}
@@ -108,6 +119,16 @@ def _lower(layer: LayerReport, inputs: list[Shape], *, overwritable: bool) -> nn
         if layer.op.running_statistics:
             pin_eval_mode(lowered)
     return lowered
+
+
+def _file_size(weights: object) -> int:
+    """Bytes a weights file takes once read (0 for a state_dict already in memory)."""
+    if not isinstance(weights, str | Path):
+        return 0
+    try:
+        return os.stat(weights).st_size
+    except (OSError, ValueError):
+        return 0  # reading it will say what is wrong
 
 
 class LayerFunction(nn.Module):
