@@ -60,6 +60,7 @@ def export_onnx(
     batch: int | None = None,
     verify: bool = True,
     strict: bool = True,
+    max_memory: int | None = None,
 ) -> ExportReport:
     """Write the spec as a verified ONNX model (dynamic batch unless `batch` is given).
 
@@ -68,4 +69,4 @@ def export_onnx(
     from archspec.backends.onnx import export_onnx as export
 
     spec = spec if isinstance(spec, Spec) else load(spec)
-    return export(spec, path, weights, strict, opset, batch, verify)
+    return export(spec, path, weights, strict, opset, batch, verify, max_memory=max_memory)

@@ -159,7 +159,9 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("spec", type=Path, metavar="SPEC")
     export.add_argument("-o", "--output", required=True, type=Path, metavar="OUT.onnx")
     _add_weights(export)
-    export.add_argument("--opset", type=int, metavar="N", help="ONNX opset (default 18)")
+    export.add_argument(
+        "--opset", type=int, metavar="N", help="ONNX opset (default 18; 18 and up are supported)"
+    )
     export.add_argument(
         "--batch",
         type=_batch,
@@ -430,6 +432,7 @@ def _export(args: argparse.Namespace) -> int:
         progress=(lambda message: print(f"archspec: {message}...", file=sys.stderr))
         if talk
         else None,
+        max_memory=args.max_memory,
     )
     checks = (
         f"; {result.checked_shapes} layer shapes match, onnxruntime agrees at batch "

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import onnx
@@ -12,7 +15,10 @@ import pytest
 import torch
 
 import archspec
+from archspec.backends import onnx as backend
+from archspec.backends import opsets
 from archspec.backends.onnx import ExportError, export_onnx, spec_digest
+from archspec.backends.opsets import DEFAULT_OPSET, MIN_OPSET, max_opset, supported_opsets
 from archspec.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +40,8 @@ layers:
   - {name: scores, op: softmax}
 outputs: [both, scores]
 """
+
+TINY = "name: tiny\ninput: [3, 8, 8]\nlayers:\n  - {op: conv2d, out_channels: 4, kernel: 3}\n"
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
@@ -95,6 +103,7 @@ def test_metadata_names_the_spec_version_and_digest(tmp_path):
         "archspec.spec": "lenet5",
         "archspec.version": archspec.__version__,
         "archspec.spec_sha256": spec_digest(archspec.analyze(spec)),
+        "archspec.opset": "18",
     }
     other = archspec.load(LENET5, overrides={"num_classes": 7})
     assert spec_digest(archspec.analyze(other)) != metadata["archspec.spec_sha256"]
@@ -110,8 +119,6 @@ def test_weights_are_exported(tmp_path):
 
 
 def test_a_failed_verification_writes_nothing_and_keeps_the_old_file(tmp_path, monkeypatch):
-    from archspec.backends import onnx as backend
-
     output = tmp_path / "lenet.onnx"
     output.write_bytes(b"previous")
     monkeypatch.setattr(backend, "TOLERANCE", -1.0)  # no difference can pass
@@ -134,7 +141,8 @@ def test_cli_export_prints_one_line_and_errors_exit_2(tmp_path, capsys):
     assert "export writes ONNX" in err
     with pytest.raises(SystemExit, match="2"):  # argparse's own usage error
         main(["export", str(LENET5), "-o", str(output), "--batch", "zero"])
-    assert "expected a batch size or 'dynamic', got 'zero'" in capsys.readouterr().err
+    # the range in the message is the CLI's to word
+    assert re.search(r"expected a batch size .*or 'dynamic', got 'zero'", capsys.readouterr().err)
 
 
 def test_ctrl_c_during_export_is_an_interrupt_not_a_failed_export(tmp_path, monkeypatch):
@@ -145,4 +153,127 @@ def test_ctrl_c_during_export_is_an_interrupt_not_a_failed_export(tmp_path, monk
     monkeypatch.setattr(torch.onnx, "export", interrupted_export)
     with pytest.raises(KeyboardInterrupt):
         export_onnx(archspec.load(LENET5), tmp_path / "lenet.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def _default_opset(model):
+    return [entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")]
+
+
+@pytest.mark.parametrize("opset", [7, 17, 0, -1, 99, True, "18", 18.0])
+def test_an_unsupported_opset_fails_before_any_work(opset, tmp_path, monkeypatch):
+    monkeypatch.setattr(backend, "analyze", None)  # calling it would raise a TypeError
+    top = max_opset()
+    with pytest.raises(
+        ExportError, match=rf"^error: opset .+: archspec exports opsets 18 to {top}$"
+    ):
+        export_onnx(archspec.load(TINY), tmp_path / "tiny.onnx", opset=opset)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_opset_just_above_the_range_is_refused(tmp_path):
+    with pytest.raises(ExportError, match=rf"opset {max_opset() + 1} is not supported"):
+        export_onnx(archspec.load(TINY), tmp_path / "tiny.onnx", opset=max_opset() + 1)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("opset", list(supported_opsets()))
+def test_every_supported_opset_is_written_exactly(opset, tmp_path, capfd):
+    output = tmp_path / "tiny.onnx"
+    # verification is the same code at every opset; the top one runs it, the others only write
+    report = export_onnx(archspec.load(TINY), output, opset=opset, verify=opset == max_opset())
+    model = onnx.load(output)
+    assert _default_opset(model) == [opset]
+    assert report.opset == opset
+    assert {prop.key: prop.value for prop in model.metadata_props}["archspec.opset"] == str(opset)
+    assert capfd.readouterr() == ("", "")  # no converter log records or tracebacks
+
+
+def test_the_supported_range_starts_at_the_exporters_own_opset():
+    from torch.onnx._internal.exporter import _constants
+
+    assert MIN_OPSET == DEFAULT_OPSET == _constants.TORCHLIB_OPSET
+    assert max_opset() <= onnx.defs.onnx_opset_version()
+
+
+def test_the_opset_module_imports_neither_torch_nor_onnx():
+    probe = (
+        "import sys, archspec.backends.opsets; print(sorted({'torch', 'onnx'} & set(sys.modules)))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert found.stdout.strip() == "[]"
+
+
+def test_the_top_opset_is_the_newest_onnxruntime_accepts(monkeypatch):
+    session = onnxruntime.InferenceSession
+
+    def older_runtime(data, *args, **kwargs):
+        if onnx.load_from_string(data).opset_import[0].version > 21:
+            raise RuntimeError("Current official support for domain ai.onnx is till opset 21.")
+        return session(data, *args, **kwargs)
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", older_runtime)
+    assert opsets._onnxruntime_max(25) == 21
+
+
+def test_a_model_of_another_opset_than_asked_for_is_not_written(tmp_path, monkeypatch):
+    export = backend._export
+
+    def converter_gave_up(module, report, opset, batch):
+        return export(module, report, DEFAULT_OPSET, batch)
+
+    monkeypatch.setattr(backend, "_export", converter_gave_up)
+    with pytest.raises(ExportError, match=r"torch wrote ONNX opset 18 when asked for opset 20"):
+        export_onnx(archspec.load(TINY), tmp_path / "tiny.onnx", opset=20, verify=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+HUGE = """
+name: huge
+input: [1000, 1, 1]
+layers:
+  - {op: flatten}
+  - {name: fc, op: linear, out_features: 700000}
+"""
+
+
+def test_a_network_too_large_for_one_file_is_refused_before_it_is_built(tmp_path, monkeypatch):
+    monkeypatch.setattr(backend, "compile_module", None)  # building it would raise a TypeError
+    with pytest.raises(
+        ExportError, match=r"'huge' has 2\.61 GiB of parameters, more than an ONNX file holds"
+    ):
+        export_onnx(archspec.load(HUGE), tmp_path / "huge.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_buffers_count_towards_the_size_limit(tmp_path, monkeypatch):
+    spec = archspec.load(
+        TINY.replace("kernel: 3}", "kernel: 3}\n  - {op: batchnorm2d, affine: false}")
+    )
+    weights = 4 * archspec.analyze(spec).totals.params
+    monkeypatch.setattr(backend, "GRAPH_ROOM", 0)
+    monkeypatch.setattr(backend, "ONNX_LIMIT", weights)  # parameters fit, buffers do not
+    with pytest.raises(ExportError, match=r"GiB of parameters and buffers"):
+        export_onnx(spec, tmp_path / "tiny.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_protobuf_cannot_serialize_is_an_export_error():
+    class TooLarge:
+        def SerializeToString(self) -> bytes:
+            raise ValueError("Message onnx.ModelProto exceeds maximum protobuf size of 2GB")
+
+    with pytest.raises(ExportError, match=r"cannot serialize the ONNX model of 'tiny': .*2GB"):
+        backend._serialize(TooLarge(), "tiny")
+
+
+def test_a_model_onnxruntime_refuses_is_an_export_error(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise RuntimeError("[ONNXRuntimeError] : 10 : INVALID_GRAPH")
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", refuse)
+    with pytest.raises(ExportError, match=r"onnxruntime cannot load the exported model of 'tiny'"):
+        export_onnx(archspec.load(TINY), tmp_path / "tiny.onnx")
     assert list(tmp_path.iterdir()) == []

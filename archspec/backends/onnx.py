@@ -21,18 +21,27 @@ import onnx
 import torch
 
 from archspec.analysis import Report, analyze
+from archspec.analysis.memory import peak_activation_bytes, weight_bytes
+from archspec.backends.opsets import DEFAULT_OPSET, opset_problem
 from archspec.backends.torch import CompiledNetwork, compile_module
 from archspec.errors import ArchspecError
 from archspec.files import atomic_write
 from archspec.layers import INPUT
 from archspec.loader import Spec
+from archspec.ops.base import numel
+from archspec.resources import check_memory
 
-#: onnxruntime 1.16+ and the dynamo exporter's own minimum (it lowers to opset 18 and up).
-DEFAULT_OPSET = 18
 #: The batch verified beside batch 1, to prove the batch axis is really dynamic.
 SECOND_BATCH = 3
 TOLERANCE = 1e-4
 _SCOPES = "pkg.torch.onnx.name_scopes"
+GIB = 2**30
+#: Parameters are float32.
+BYTES_PER_WEIGHT = 4
+#: protobuf serializes no message of 2 GiB or more, and an ONNX file is one message.
+ONNX_LIMIT = 2 * GIB
+#: Kept for the graph itself (nodes, names, shapes): a few MB for the largest examples.
+GRAPH_ROOM = 64 * 2**20
 
 
 class ExportError(ArchspecError):
@@ -61,6 +70,7 @@ def export_onnx(
     batch: int | None = None,
     verify: bool = True,
     progress: Callable[[str], None] | None = None,
+    max_memory: int | None = None,
 ) -> ExportReport:
     """Write `spec` as an ONNX model with input `input` (N, *input_shape) and one output per
     spec output, named after their layers. `batch` fixes the batch size; None keeps it dynamic.
@@ -68,16 +78,26 @@ def export_onnx(
     With `verify`, the model must pass `onnx.checker` (full check), its inferred shapes must equal
     the static analysis layer by layer, and onnxruntime must match torch within 1e-4 at batch 1
     and another batch. Nothing is written unless all of that holds.
+
+    `opset` (default 18) must be one of `opsets.supported_opsets()`, and the file declares exactly
+    that opset. Networks whose weights need 2 GiB or more, protobuf's limit, are refused, and so
+    is an export whose weights and example and verification tensors would not fit in the memory
+    available (or in `max_memory` bytes): see `export_memory`.
     """
     start = time.perf_counter()
     step = progress or (lambda message: None)
+    opset = DEFAULT_OPSET if opset is None else opset
+    problem = opset_problem(opset)
+    if problem:
+        raise ExportError(problem)
     report = analyze(spec)
-    opset = opset or DEFAULT_OPSET
-    module = compile_module(spec, report, weights, strict, scoped_calls=True).eval()
+    module = _build(spec, report, weights, strict, export_memory(report, batch, verify), max_memory)
     step(f"exporting {spec.name} to ONNX (opset {opset})")
     model = _export(module, report, opset, batch)
+    written = _written_opset(model, opset)
     _name_after_layers(model, report)
-    _describe(model, spec, report)
+    _describe(model, spec, report, written)
+    data = _serialize(model, report.name)
     checked, worst = 0, None
     batches: tuple[int, ...] = ()
     if verify:
@@ -87,12 +107,11 @@ def export_onnx(
         checked = _compare_shapes(model, report, batch)
         batches = (batch,) if batch else (1, SECOND_BATCH)
         step(f"running onnxruntime at batch {' and '.join(map(str, batches))}")
-        worst = _compare_outputs(model, module, report, batches)
-    data = model.SerializeToString()
+        worst = _compare_outputs(data, module, report, batches)
     atomic_write(Path(path), lambda file: file.write(data))
     return ExportReport(
         Path(path),
-        opset,
+        written,
         len(model.graph.node),
         checked,
         batches,
@@ -101,19 +120,76 @@ def export_onnx(
     )
 
 
+def _build(
+    spec: Spec,
+    report: Report,
+    weights: str | Path | Mapping[str, torch.Tensor] | None,
+    strict: bool,
+    need: int,
+    max_memory: int | None,
+) -> CompiledNetwork:
+    """The module to export, once its weights are known to fit in one ONNX file and the export
+    (`need` bytes) in memory."""
+    # the parameter count alone first, so that a network too large is never allocated
+    _check_size(report.name, BYTES_PER_WEIGHT * report.totals.params, "parameters")
+    check_memory(need, f"exporting {report.name}", max_memory)
+    module = compile_module(
+        spec, report, weights, strict, scoped_calls=True, max_memory=max_memory
+    ).eval()
+    state = module.state_dict().values()
+    _check_size(
+        report.name,
+        sum(value.numel() * value.element_size() for value in state),
+        "parameters and buffers",
+    )
+    return module
+
+
+def export_memory(report: Report, batch: int | None, verify: bool) -> int:
+    """Bytes an export holds at its peak, estimated from the analysis alone.
+
+    The weights live four times over: in the module, as the model's initializers, serialized,
+    and in onnxruntime's session. Beside them, the example input, and for verification one
+    forward in torch and one in onnxruntime at each batch (activations alive at once, per
+    `peak_activation_bytes`).
+    """
+    weights = weight_bytes(report)
+    sample = numel(report.input_shape) * BYTES_PER_WEIGHT
+    example = (batch or 2) * sample
+    if not verify:
+        return 3 * weights + example
+    batches = (batch,) if batch else (1, SECOND_BATCH)
+    forward = max(size * (2 * peak_activation_bytes(report) + sample) for size in batches)
+    return 4 * weights + max(example, forward)
+
+
+def _check_size(name: str, size: int, what: str) -> None:
+    """Refuse weights that cannot fit in one ONNX file beside the graph."""
+    room = ONNX_LIMIT - GRAPH_ROOM
+    if size > room:
+        raise ExportError(
+            f"{name!r} has {size / GIB:.2f} GiB of {what}, more than an ONNX file holds: "
+            f"protobuf keeps a file under {ONNX_LIMIT / GIB:.0f} GiB, which leaves "
+            f"{room / GIB:.2f} GiB for weights beside the graph"
+        )
+
+
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """The exporter talks (progress lines, deprecation warnings, 'torchvision is not installed'
     log records); none of it helps an archspec user, and errors still surface as exceptions."""
-    logger = logging.getLogger("torch.onnx")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    # onnxscript's version converter logs a traceback when it gives up on a model
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 @contextlib.contextmanager
@@ -162,6 +238,25 @@ def _export(
         raise ExportError(f"torch returned no ONNX program for {report.name}")
     model: onnx.ModelProto = program.model_proto
     return model
+
+
+def _written_opset(model: onnx.ModelProto, requested: int) -> int:
+    """The model's ONNX opset, which must be the one requested: when a version conversion fails
+    the exporter keeps the opset it built at, and says so only in a log record."""
+    found = [entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")]
+    if found != [requested]:
+        written = f"opset {found[0]}" if len(found) == 1 else f"opsets {found or 'none'}"
+        raise ExportError(f"torch wrote ONNX {written} when asked for opset {requested}")
+    version: int = found[0]
+    return version
+
+
+def _serialize(model: onnx.ModelProto, name: str) -> bytes:
+    try:
+        data: bytes = model.SerializeToString()
+    except Exception as error:  # protobuf raises ValueError past 2 GiB, others for bad fields
+        raise ExportError(f"cannot serialize the ONNX model of {name!r}: {error}") from error
+    return data
 
 
 def _name_after_layers(model: onnx.ModelProto, report: Report) -> None:
@@ -223,7 +318,7 @@ def spec_digest(report: Report) -> str:
     return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()
 
 
-def _describe(model: onnx.ModelProto, spec: Spec, report: Report) -> None:
+def _describe(model: onnx.ModelProto, spec: Spec, report: Report, opset: int) -> None:
     from archspec import __version__
 
     model.producer_name = "archspec"
@@ -234,6 +329,7 @@ def _describe(model: onnx.ModelProto, spec: Spec, report: Report) -> None:
         ("archspec.spec", spec.name),
         ("archspec.version", __version__),
         ("archspec.spec_sha256", spec_digest(report)),
+        ("archspec.opset", str(opset)),
     ):
         model.metadata_props.add(key=key, value=value)
 
@@ -267,13 +363,16 @@ def _compare_shapes(model: onnx.ModelProto, report: Report, batch: int | None) -
 
 
 def _compare_outputs(
-    model: onnx.ModelProto, module: CompiledNetwork, report: Report, batches: tuple[int, ...]
+    data: bytes, module: CompiledNetwork, report: Report, batches: tuple[int, ...]
 ) -> float:
     import onnxruntime
 
-    session = onnxruntime.InferenceSession(
-        model.SerializeToString(), providers=["CPUExecutionProvider"]
-    )
+    try:
+        session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime raises its own Fail, InvalidGraph, ...
+        raise ExportError(
+            f"onnxruntime cannot load the exported model of {report.name!r}: {error}"
+        ) from error
     generator = torch.Generator().manual_seed(0)
     worst = 0.0
     for size in batches:

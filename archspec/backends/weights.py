@@ -3,9 +3,15 @@ raw error."""
 
 from __future__ import annotations
 
+import os
+import re
+import reprlib
+import stat
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, cast
 
 import torch
 from torch import nn
@@ -14,6 +20,25 @@ from archspec.errors import ArchspecError
 
 #: Keys listed per kind in a message before "and N more".
 SHOWN = 5
+#: torch's reasons for refusing a file run to paragraphs; a message keeps this many characters.
+REASON_LIMIT = 300
+#: What a stat mode is, for a path that is not a regular file.
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+_INTEGERS = frozenset(
+    {torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64}
+    | {torch.uint16, torch.uint32, torch.uint64}
+)
+_UNPICKLER = "WeightsUnpickler error:"
+#: Keys as a message shows them: whole parameter names, a hostile key cut short.
+_KEYS = reprlib.Repr()
+_KEYS.maxstring = _KEYS.maxother = 120
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class WeightsError(ArchspecError):
@@ -50,22 +75,120 @@ class WeightsReport:
 
 
 def read_state_dict(path: str | Path) -> Mapping[str, torch.Tensor]:
-    """A state_dict from a file, read with `weights_only=True` so the file cannot run code."""
-    try:
-        loaded = torch.load(Path(path), map_location="cpu", weights_only=True)
-    except FileNotFoundError as error:
-        raise WeightsError(f"weights file {str(path)!r} does not exist") from error
-    except Exception as error:  # torch raises many kinds for a file that is not a state_dict
-        raise WeightsError(f"cannot read weights from {str(path)!r}: {error}") from error
+    """A state_dict from a regular file, read with `weights_only=True` so the file cannot run
+    code; checkpoints that wrap one (`{"state_dict": ...}`, `{"model": ...}`) are unwrapped."""
+    with _open_regular(Path(path)) as file:
+        try:
+            # torch's deprecation notes (TypedStorage, ...) are about torch, not the file
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                loaded = torch.load(file, map_location="cpu", weights_only=True)
+        except Exception as error:  # torch raises many kinds for a file that is not a state_dict
+            raise WeightsError(
+                f"cannot read weights from {str(path)!r}: {_reason(error)}"
+            ) from error
     # checkpoints often wrap the state_dict with optimizer state and epoch counters
     for key in ("state_dict", "model"):
         if isinstance(loaded, Mapping) and isinstance(loaded.get(key), Mapping):
             loaded = loaded[key]
-    if not isinstance(loaded, Mapping) or not all(
-        isinstance(value, torch.Tensor) for value in loaded.values()
-    ):
-        raise WeightsError(f"{str(path)!r} does not hold a state_dict (a mapping of tensors)")
-    return loaded
+    return check_state_dict(loaded, f"{str(path)!r}: ")
+
+
+def check_state_dict(state: object, where: str = "") -> Mapping[str, torch.Tensor]:
+    """`state` itself, once it is a mapping of names to dense real tensors with values (not on
+    the meta device); `where` prefixes the message, which names the first key that is not."""
+    if not isinstance(state, Mapping):
+        raise WeightsError(
+            f"{where}weights are {_kind(state)}, not a state_dict (a mapping of names to tensors)"
+        )
+    for key, value in state.items():
+        if not isinstance(key, str):
+            raise WeightsError(
+                f"{where}weights key {_short(key)} is {_kind(key)}, not a string; "
+                "a state_dict is keyed by parameter names"
+            )
+        problem = _tensor_problem(value)
+        if problem:
+            raise WeightsError(f"{where}weights {_short(key)} is {problem}")
+    return cast("Mapping[str, torch.Tensor]", state)
+
+
+def _tensor_problem(value: object) -> str | None:
+    """What keeps `value` out of a state_dict, or None when it is a dense real tensor."""
+    if not isinstance(value, torch.Tensor):
+        return f"{_kind(value)}, not a tensor"
+    if value.is_nested:
+        return "a nested tensor; a state_dict holds dense tensors"
+    if value.layout != torch.strided:
+        return f"{_layout(value.layout)}; a state_dict holds dense tensors"
+    if value.is_quantized:
+        return f"a quantized tensor ({value.dtype}); a state_dict holds dense real tensors"
+    if value.is_meta:
+        return "on the meta device, which has shapes but no values"
+    if value.is_complex():
+        # copying complex into a real parameter would drop the imaginary part
+        return f"complex ({value.dtype}); network weights are real"
+    if not (value.is_floating_point() or value.dtype in _INTEGERS or value.dtype == torch.bool):
+        return f"of dtype {value.dtype}, not a floating, integer or bool dtype"
+    return None
+
+
+def _layout(layout: torch.layout) -> str:
+    name = str(layout).removeprefix("torch.").lstrip("_")
+    return f"a sparse tensor ({name})" if name.startswith("sparse") else f"a {name} tensor"
+
+
+def _short(key: object) -> str:
+    return _KEYS.repr(key)
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "None"
+    name = type(value).__name__
+    return f"{'an' if name[0].lower() in 'aeiou' else 'a'} {name}"
+
+
+def _open_regular(path: Path) -> BinaryIO:
+    """`path` opened for reading, refused without opening unless it is a regular file: torch.load
+    would block forever on a FIFO and read /dev/zero until memory runs out."""
+    name = str(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError as error:
+        raise WeightsError(f"weights file {name!r} does not exist") from error
+    except OSError as error:
+        raise WeightsError(f"cannot read weights from {name!r}: {error.strerror}") from error
+    _check_regular(name, mode)
+    try:
+        # non-blocking, in case a FIFO took the file's place since the stat
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as error:
+        raise WeightsError(f"cannot read weights from {name!r}: {error.strerror}") from error
+    file = os.fdopen(descriptor, "rb")
+    try:
+        _check_regular(name, os.fstat(descriptor).st_mode)
+    except BaseException:
+        file.close()
+        raise
+    return file
+
+
+def _check_regular(name: str, mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        kind = next((kind for test, kind in _KINDS if test(mode)), "another kind of file")
+        raise WeightsError(f"weights path {name!r} is {kind}, not a regular file")
+
+
+def _reason(error: Exception) -> str:
+    """torch's message on one line of at most REASON_LIMIT characters. For a refused pickle,
+    only what was refused: the rest is advice about weights_only=False, which archspec never
+    takes."""
+    text = _ANSI.sub("", str(error))
+    if _UNPICKLER in text:
+        text = re.split(r"\.\s|\n\n", text.split(_UNPICKLER, 1)[1].strip(), maxsplit=1)[0]
+    text = " ".join(text.split()) or type(error).__name__
+    return text if len(text) <= REASON_LIMIT else text[: REASON_LIMIT - 3] + "..."
 
 
 def load_weights(
@@ -73,7 +196,9 @@ def load_weights(
 ) -> WeightsReport:
     """Copy matching tensors into `module`. Strict: every key and shape must match, or nothing
     is loaded and WeightsError lists the differences; otherwise what fits is loaded."""
-    state = read_state_dict(weights) if isinstance(weights, str | Path) else weights
+    state = (
+        read_state_dict(weights) if isinstance(weights, str | Path) else check_state_dict(weights)
+    )
     own = module.state_dict()
     mismatched = tuple(
         (key, tuple(own[key].shape), tuple(value.shape))
