@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from archspec.errors import Diagnostic, ExpressionError, SpecError, suggest
 from archspec.expressions import Deferred, contains_deferred, evaluate, evaluate_value
+from archspec.freeze import apply_freeze
 from archspec.layers import INPUT, Layer, LayerGraph, topological_order, validate_op
 from archspec.ops.registry import OPS, lookup
 from archspec.scopes import Member, Name, Node, Ref, Resolver, Scope
@@ -18,6 +18,7 @@ from archspec.spec import BlockLayer, GroupLayer, LayerEntry, OpLayer, SpecDocum
 MAX_LAYERS = 200_000
 MAX_BLOCK_DEPTH = 32
 INSTANCES_PER_LAYER = 4
+MAX_ERRORS = 200
 
 
 def build_graph(
@@ -30,7 +31,36 @@ def build_graph(
 
     `freeze` adds patterns to the spec's own `freeze:` list (the CLI's --freeze).
     """
-    expander = _Expander(document, source)
+    expander, outputs = _expand(document, source, params, freeze, set())
+    if expander.errors:
+        raise SpecError.collect(expander.errors)
+    order = topological_order(expander.layers, source)
+    if outputs == [INPUT] or not order:
+        raise SpecError.collect([source.error(("layers",), "the network has no layers")])
+    return LayerGraph(expander.layers, tuple(document.input), tuple(outputs), order)
+
+
+def expansion_errors(
+    document: SpecDocument,
+    source: SourceDocument,
+    params: Mapping[str, Any],
+    freeze: Sequence[str],
+    broken: set[SourcePath],
+) -> list[Diagnostic]:
+    """The errors expanding finds when the `broken` entries (reported by the schema already)
+    are left out without a trace: names that lead into them resolve silently."""
+    expander, _ = _expand(document, source, params, freeze, broken)
+    return expander.errors
+
+
+def _expand(
+    document: SpecDocument,
+    source: SourceDocument,
+    params: Mapping[str, Any],
+    freeze: Sequence[str],
+    broken: set[SourcePath],
+) -> tuple[_Expander, list[str]]:
+    expander = _Expander(document, source, broken)
     top = Scope("", params, Node(INPUT), None, sealed=True)
     expander.expand_sequence(document.layers, ("layers",), top)
     expander.link()
@@ -42,22 +72,22 @@ def build_graph(
         if output_refs
         else [expander.resolver.resolve(top.last)]
     )
-    expander.apply_freeze(
+    apply_freeze(
+        expander.layers,
         [(pattern, ("freeze", index)) for index, pattern in enumerate(document.freeze)]
-        + [(pattern, None) for pattern in freeze]
+        + [(pattern, None) for pattern in freeze],
+        expander.report,
     )
-    if expander.errors:
-        raise SpecError.collect(expander.errors)
-    order = topological_order(expander.layers, source)
-    if outputs == [INPUT] or not order:
-        raise SpecError.collect([source.error(("layers",), "the network has no layers")])
-    return LayerGraph(expander.layers, tuple(document.input), tuple(outputs), order)
+    return expander, outputs
 
 
 class _Expander:
-    def __init__(self, document: SpecDocument, source: SourceDocument) -> None:
+    def __init__(
+        self, document: SpecDocument, source: SourceDocument, broken: set[SourcePath]
+    ) -> None:
         self.document = document
         self.source = source
+        self.broken = broken
         self.layers: dict[str, Layer] = {}
         self.pending: dict[str, list[Ref]] = {}
         self.errors: list[Diagnostic] = []
@@ -68,6 +98,17 @@ class _Expander:
 
     def error(self, path: SourcePath, message: str, *, at_key: bool = False) -> None:
         self.errors.append(self.source.error(path, message, at_key=at_key))
+        if len(self.errors) >= MAX_ERRORS:
+            # each may search thousands of names for a suggestion: stop, as compilers do
+            stop = Diagnostic(f"stopped after {MAX_ERRORS} errors")
+            raise SpecError.collect([*self.errors, stop])
+
+    def report(self, path: SourcePath | None, message: str) -> None:
+        """An error at `path`, or one from the command line (no path)."""
+        if path is None:
+            self.errors.append(Diagnostic(f"--freeze: {message}"))
+        else:
+            self.error(path, message)
 
     # -- expansion -------------------------------------------------------------------------
 
@@ -75,6 +116,12 @@ class _Expander:
         index = 0  # position among present children: absent ones take no number, as in torchvision
         for position, entry in enumerate(entries):
             entry_path = (*path, position)
+            if entry_path in self.broken:
+                self._count_instance(entry_path)
+                name = entry.name if entry.name is not None else str(index)
+                index += entry.name is None
+                scope.members.setdefault(name, Member(scope.last, opaque=True))
+                continue
             present, count = self._condition_and_repeat(entry, entry_path, scope)
             if count is not None:
                 self._check_size(entry, entry_path, count)
@@ -384,37 +431,6 @@ class _Expander:
                 f"layer {layer.name!r}: {layer.op_name} takes "
                 f"{expected} input{'s' if expected != '1' else ''}, got {count}",
             )
-
-    def apply_freeze(self, patterns: Sequence[tuple[str, SourcePath | None]]) -> None:
-        """Freeze every layer whose name, or the name of a group holding it, matches a pattern;
-        `!pattern` unfreezes, and later patterns win (`["*", "!fc"]`: all but the head).
-
-        Patterns from the command line have no place in the spec (path None).
-        """
-        prefixes = {name: _prefixes(name) for name in self.layers}
-        for pattern, path in patterns:
-            thaw = pattern.startswith("!")
-            glob = pattern.removeprefix("!")
-            matched = False
-            for name, layer in self.layers.items():
-                if any(fnmatch.fnmatchcase(prefix, glob) for prefix in prefixes[name]):
-                    layer.frozen = not thaw
-                    matched = True
-            if matched:
-                continue
-            groups = {prefix for names in prefixes.values() for prefix in names[:-1]}
-            candidates = [*groups, *(f"{group}.*" for group in groups), *self.layers]
-            message = f"freeze pattern {pattern!r} matches no layer{suggest(glob, candidates)}"
-            if path is None:
-                self.errors.append(Diagnostic(f"--freeze: {message}"))
-            else:
-                self.error(path, message)
-
-
-def _prefixes(name: str) -> list[str]:
-    """`layer1.0.conv1` -> [`layer1`, `layer1.0`, `layer1.0.conv1`]."""
-    parts = name.split(".")
-    return [".".join(parts[:end]) for end in range(1, len(parts) + 1)]
 
 
 def _describe(entry: LayerEntry, scope: Scope) -> str:

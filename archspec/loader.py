@@ -12,10 +12,10 @@ from pydantic import ValidationError
 from archspec.errors import Diagnostic, ExpressionError, SpecError, UsageError, shown, suggest
 from archspec.expressions import LATE_NAMES, contains_deferred, evaluate_value, names_in
 from archspec.gcpause import paused_gc
-from archspec.graph import build_graph
+from archspec.graph import build_graph, expansion_errors
 from archspec.layers import LayerGraph
-from archspec.source import SourceDocument, read_source
-from archspec.spec import SpecDocument, validation_diagnostics
+from archspec.source import SourceDocument, SourcePath, read_source
+from archspec.spec import SpecDocument, broken_entries, validation_diagnostics, with_stand_ins
 
 
 @dataclass(frozen=True)
@@ -44,13 +44,39 @@ def load(
     """
     with paused_gc():
         source = read_source(spec)
-        document = validate_document(source)
+        document, schema_errors, broken = validate_document(source)
+        if schema_errors:
+            later = _errors_beside(document, source, overrides or {}, freeze, broken)
+            raise SpecError.collect([*schema_errors, *later])
         params = resolve_params(document, source, overrides or {})
         graph = build_graph(document, source, params, freeze)
     return Spec(document.name, params, graph, document, source)
 
 
-def validate_document(source: SourceDocument) -> SpecDocument:
+def _errors_beside(
+    document: SpecDocument,
+    source: SourceDocument,
+    overrides: Mapping[str, Any],
+    freeze: Sequence[str],
+    broken: set[SourcePath],
+) -> list[Diagnostic]:
+    """The errors of the later stages in a spec whose `broken` entries failed the schema:
+    independent mistakes are all reported at once."""
+    try:
+        params = resolve_params(document, source, overrides)
+    except SpecError as error:
+        return list(error.diagnostics)
+    return expansion_errors(document, source, params, freeze, broken)
+
+
+def validate_document(
+    source: SourceDocument,
+) -> tuple[SpecDocument, list[Diagnostic], set[SourcePath]]:
+    """The document, with the schema's errors and the layer entries that hold them.
+
+    When every error lies inside layer entries, those entries are replaced by stand-ins so that
+    the rest can still be checked; otherwise SpecError.
+    """
     if not isinstance(source.data, dict):
         raise SpecError.collect(
             [
@@ -62,9 +88,17 @@ def validate_document(source: SourceDocument) -> SpecDocument:
             ]
         )
     try:
-        return SpecDocument.model_validate(source.data)
+        return SpecDocument.model_validate(source.data), [], set()
     except ValidationError as error:
-        raise SpecError.collect(validation_diagnostics(error, source)) from error
+        diagnostics = validation_diagnostics(error, source)
+        broken = broken_entries(error, source.data)
+        if not broken:
+            raise SpecError.collect(diagnostics) from error
+        try:
+            document = SpecDocument.model_validate(with_stand_ins(source.data, broken))
+        except ValidationError:
+            raise SpecError.collect(diagnostics) from error
+        return document, diagnostics, broken
 
 
 #: Nesting of lists in an override value (`[[1, 2], [3, 4]]` is 2).

@@ -38,6 +38,8 @@ class Member:
 
     output: Ref
     scope: Scope | None = None  # set for groups and blocks, so dotted names can reach inside
+    # stands in for an entry the schema refused: names leading into it are not errors again
+    opaque: bool = False
 
 
 @dataclass(eq=False)
@@ -100,6 +102,8 @@ class Resolver:
         visible: list[str] = [INPUT]
         while scope is not None:
             member = scope.members.get(head)
+            if member is not None and member.opaque:
+                return None
             if member is not None:
                 return self._descend(ref, member, rest)
             visible += scope.members

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keyword
+import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -252,3 +253,56 @@ _LAYER_MODELS: dict[str, type[BaseModel]] = {
     "GroupLayer": GroupLayer,
     "BlockLayer": BlockLayer,
 }
+
+
+def broken_entries(error: ValidationError, data: Any) -> set[SourcePath] | None:
+    """The layer entries (`layers[i]` at any depth, in blocks too) that hold the schema errors,
+    outermost only; None when an error lies outside every layer entry."""
+    broken: set[SourcePath] = set()
+    for item in error.errors(include_url=False):
+        path, _ = _real_path(data, item["loc"], item["type"])
+        entry = next(
+            (
+                path[:end]
+                for end in range(len(path), 1, -1)
+                if isinstance(path[end - 1], int) and path[end - 2] == "layers"
+            ),
+            None,
+        )
+        if entry is None:
+            return None
+        broken.add(entry)
+    return {
+        path
+        for path in broken
+        if not any(path[: len(other)] == other and path != other for other in broken)
+    }
+
+
+def with_stand_ins(data: Any, broken: set[SourcePath]) -> Any:
+    """`data` with each broken entry replaced by a valid one of the same name, so the rest of
+    the spec can be checked; the containers on the way are copied, `data` is left as it is."""
+    for path in broken:
+        data = _replaced(data, path, _stand_in(_at(data, path)))
+    return data
+
+
+def _stand_in(entry: Any) -> dict[str, Any]:
+    name = entry.get("name") if isinstance(entry, dict) else None
+    usable = isinstance(name, str) and re.match(NAME_PATTERN, name) and not layer_name_problem(name)
+    return {"op": "identity", **({"name": name} if usable else {})}
+
+
+def _at(data: Any, path: SourcePath) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+def _replaced(node: Any, path: SourcePath, value: Any) -> Any:
+    if not path:
+        return value
+    head, *rest = path
+    copy = dict(node) if isinstance(node, dict) else list(node)
+    copy[head] = _replaced(node[head], tuple(rest), value)  # type: ignore[index]
+    return copy
