@@ -133,10 +133,29 @@ def _constructor(leaf: nn.Module) -> tuple[str, list[str]]:
     cls = plain_class(leaf)  # a frozen norm pinned to eval mode is built as the torch.nn class
     if getattr(nn, cls.__name__, None) is not cls:
         raise SourceError(f"{cls.__module__}.{cls.__qualname__} is not in torch.nn")
+    expected = _fingerprint(leaf)
+    # layers alike (every ReLU, every 3x3 conv of 64) are built alike: recover the call once,
+    # since each check builds copies of the layer (a quarter of a millisecond each)
+    key = (cls, expected[0], expected[1], tuple(expected[2].items()))
+    known = _CONSTRUCTORS.get(key)
+    if known is None:
+        known = _recover(leaf, cls, expected)
+        if len(_CONSTRUCTORS) < MAX_REMEMBERED:
+            _CONSTRUCTORS[key] = known
+    return known[0], list(known[1])
+
+
+#: Constructor calls recovered, by class and fingerprint; bounded, as a cache.
+_CONSTRUCTORS: dict[tuple[object, ...], tuple[str, tuple[str, ...]]] = {}
+MAX_REMEMBERED = 10_000
+
+
+def _recover(
+    leaf: nn.Module, cls: type[nn.Module], expected: tuple[str, str, dict[str, tuple[int, ...]]]
+) -> tuple[str, tuple[str, ...]]:
     signature = inspect.signature(cls.__init__)
     meta = {"device": "meta"} if "device" in signature.parameters else {}
     positional, keywords = _arguments(leaf, signature)
-    expected = _fingerprint(leaf)
 
     def rebuilds(arguments: dict[str, object]) -> bool:
         try:
@@ -152,7 +171,8 @@ def _constructor(leaf: nn.Module) -> tuple[str, list[str]]:
         if name in keywords and parameter.default is not parameter.empty and rebuilds(shorter):
             keywords = shorter
     arguments = [_literal(value) for value in positional]
-    return f"nn.{cls.__name__}", arguments + [f"{k}={_literal(v)}" for k, v in keywords.items()]
+    named = [f"{key}={_literal(value)}" for key, value in keywords.items()]
+    return f"nn.{cls.__name__}", (*arguments, *named)
 
 
 def _arguments(
