@@ -271,12 +271,13 @@ def _call(name: str, values: list[Any]) -> Any:
 
 
 def _checked(value: Any, what: str = "expression gives") -> Any:
+    """`value` if it is a number a spec can use; `what` introduces it in the error."""
     if isinstance(value, complex):
         raise ExpressionError(f"{what} the complex number {value}")
     if isinstance(value, float) and not math.isfinite(value):
-        raise ExpressionError(f"{what} {value}, not a finite number")
+        raise ExpressionError(f"{what} {value}, which is not a finite number")
     if isinstance(value, int | float) and abs(value) > MAX_MAGNITUDE:
-        raise ExpressionError(f"{what} {_number(value)}, larger than {MAX_MAGNITUDE:,}")
+        raise ExpressionError(f"{what} {_number(value)}, which is larger than {MAX_MAGNITUDE:,}")
     return value
 
 

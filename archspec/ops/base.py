@@ -92,7 +92,8 @@ class TorchCall:
 class Op(BaseModel):
     """Base of every op: a validated record of its fields plus the rules that use them."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    # inf and nan are never a setting: `eps: .inf` would compile to a network of NaNs
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, allow_inf_nan=False)
 
     op: str
     #: Fewest and most inputs the op takes (None: no upper bound).
