@@ -357,13 +357,19 @@ def _compile(args: argparse.Namespace) -> int:
             "(--weights loads them there), or load_state_dict in your code"
         )
     from archspec.analysis import analyze
-    from archspec.files import atomic_write, check_writable
+    from archspec.files import atomic_write, check_readable, check_writable
     from archspec.loader import load
 
     check_writable(output)
+    if args.weights is not None:
+        check_readable(args.weights, "weights")
     spec = load(args.spec, dict(args.overrides), args.freeze)
     report = analyze(spec)
     _print_diagnostics(report.warnings)
+    from archspec.backends.budgets import check_compile
+
+    # before torch is imported: a network that cannot be built is refused at once
+    check_compile(report, args.weights, allocate=not source_code, max_memory=args.max_memory)
     # torch is imported only now: validate and analyze stay fast
     from archspec.backends.torch import class_name, compile_module
 
@@ -406,10 +412,12 @@ def _export(args: argparse.Namespace) -> int:
     output: Path = args.output
     if output.suffix != ".onnx":
         raise UsageError(f"export writes ONNX: name the output *.onnx, not {str(output)!r}")
-    from archspec.files import check_writable
+    from archspec.files import check_readable, check_writable
     from archspec.loader import load
 
     check_writable(output)
+    if args.weights is not None:
+        check_readable(args.weights, "weights")
     if args.opset is not None:
         from archspec.backends.opsets import opset_problem
 
@@ -417,6 +425,11 @@ def _export(args: argparse.Namespace) -> int:
         if problem:
             raise UsageError(problem)
     spec = load(args.spec, dict(args.overrides), args.freeze)
+    from archspec.analysis import analyze
+    from archspec.backends.budgets import check_export
+
+    # before torch and onnx are imported: an export that cannot succeed is refused at once
+    check_export(analyze(spec), args.batch, args.verify, args.weights, args.max_memory)
     # progress goes to a terminal only: logs and pipes get the result line alone
     talk = not args.quiet and sys.stderr.isatty()
     from archspec.backends.onnx import export_onnx

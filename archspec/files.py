@@ -20,6 +20,35 @@ class OutputError(UsageError):
     """An output file cannot be written where it was asked for."""
 
 
+_KINDS = {
+    stat.S_IFDIR: "a directory",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def file_kind(mode: int) -> str:
+    """`a FIFO`, `a directory`, ...: what a file of this `st_mode` is, for messages."""
+    return "a regular file" if stat.S_ISREG(mode) else _KINDS.get(stat.S_IFMT(mode), "not a file")
+
+
+def check_readable(path: Path, what: str) -> None:
+    """UsageError now, before any work, unless `path` is a regular file: reading a FIFO would
+    wait forever, and /dev/zero would never end."""
+    where = repr(str(path))
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError as error:
+        raise UsageError(f"{what} file {where} does not exist") from error
+    except (OSError, ValueError) as error:
+        reason = error.strerror if isinstance(error, OSError) else str(error)
+        raise UsageError(f"cannot read {what} from {where}: {reason}") from error
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"{what} path {where} is {file_kind(mode)}, not a regular file")
+
+
 def check_writable(path: Path) -> None:
     """OutputError now, before any work, if `path` cannot be written: a missing or read-only
     folder, a folder or other non-file in its place, a name longer than the system allows."""

@@ -146,6 +146,8 @@ def resolve_params(
         try:
             value = evaluate_value(overrides.get(key, raw), params)
         except ExpressionError as error:
+            if key in overrides:  # not the spec's text: no place in it to point at
+                raise UsageError(f"override {key!r}: {error.message}") from error
             errors.append(source.error(path, f"parameter {key!r}: {error.message}"))
             continue
         if contains_deferred(value):

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from archspec.errors import Diagnostic, Position, SpecError
+from archspec.files import file_kind
 
 SourcePath = tuple[str | int, ...]
 
@@ -111,12 +112,11 @@ def read_bounded(path: Path, limit: int | None = None, what: str = "spec") -> by
     except (OSError, ValueError) as error:
         reason = error.strerror if isinstance(error, OSError) else str(error)
         raise SpecError(f"cannot read {what} {str(path)!r}: {reason}") from error
-    kind = stat.S_IFMT(os.fstat(descriptor).st_mode)
-    if kind != stat.S_IFREG:
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
         os.close(descriptor)
         raise SpecError(
-            f"cannot read {what} {str(path)!r}: it is {_FILE_KINDS.get(kind, 'not a file')}, "
-            "not a regular file"
+            f"cannot read {what} {str(path)!r}: it is {file_kind(mode)}, not a regular file"
         )
     with os.fdopen(descriptor, "rb") as stream:
         limit = MAX_SOURCE_BYTES if limit is None else limit
@@ -127,15 +127,6 @@ def read_bounded(path: Path, limit: int | None = None, what: str = "spec") -> by
     if len(data) > limit:
         raise SpecError(f"{path}: {what} is larger than {limit:,} bytes")
     return data
-
-
-_FILE_KINDS = {
-    stat.S_IFDIR: "a directory",
-    stat.S_IFIFO: "a FIFO",
-    stat.S_IFCHR: "a character device",
-    stat.S_IFBLK: "a block device",
-    stat.S_IFSOCK: "a socket",
-}
 
 
 def decode_source(raw: bytes, file: str) -> str:

@@ -25,6 +25,8 @@ from archspec.ops.base import MAX_DIM
 from archspec.source import SourceDocument, SourcePath
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+#: Names become attributes and dotted state_dict keys; past this length they are a mistake.
+MAX_NAME_LENGTH = 128
 
 
 def _not_a_keyword(name: str) -> str:
@@ -36,7 +38,11 @@ def _not_a_keyword(name: str) -> str:
 
 Name = Annotated[
     str,
-    Field(pattern=NAME_PATTERN, description="a name: letters, digits and _"),
+    Field(
+        pattern=NAME_PATTERN,
+        max_length=MAX_NAME_LENGTH,
+        description="a name: letters, digits and _",
+    ),
     AfterValidator(_not_a_keyword),
 ]
 
@@ -51,7 +57,11 @@ def _usable_layer_name(name: str) -> str:
 #: A layer's name, which becomes a module attribute in torch and in generated code.
 LayerName = Annotated[
     str,
-    Field(pattern=NAME_PATTERN, description="a layer name: letters, digits and _"),
+    Field(
+        pattern=NAME_PATTERN,
+        max_length=MAX_NAME_LENGTH,
+        description="a layer name: letters, digits and _",
+    ),
     AfterValidator(_usable_layer_name),
 ]
 #: A parameter value: a number, a boolean, a string (an expression or a word) or a list of them.

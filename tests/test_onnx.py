@@ -15,8 +15,8 @@ import pytest
 import torch
 
 import archspec
+from archspec.backends import budgets, opsets
 from archspec.backends import onnx as backend
-from archspec.backends import opsets
 from archspec.backends.onnx import ExportError, export_onnx, spec_digest
 from archspec.backends.opsets import DEFAULT_OPSET, MIN_OPSET, max_opset, supported_opsets
 from archspec.cli import main
@@ -44,7 +44,14 @@ outputs: [both, scores]
 TINY = "name: tiny\ninput: [3, 8, 8]\nlayers:\n  - {op: conv2d, out_channels: 4, kernel: 3}\n"
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
+#: VGG-16 (553 MB of weights, held four times over in an export: 4.3 GB and 20 s) and ResNet-101
+#: (12 s) add no op to those of AlexNet and ResNet-50; `make test` keeps to 2.5 GiB and 3 minutes.
+HEAVY = {"vgg16", "resnet101"}
+
+
+@pytest.mark.parametrize(
+    "path", [path for path in EXAMPLES if path.stem not in HEAVY], ids=lambda path: path.stem
+)
 def test_every_example_exports_and_verifies(path, tmp_path):
     output = tmp_path / f"{path.stem}.onnx"
     report = export_onnx(archspec.load(path), output)
@@ -242,7 +249,8 @@ layers:
 def test_a_network_too_large_for_one_file_is_refused_before_it_is_built(tmp_path, monkeypatch):
     monkeypatch.setattr(backend, "compile_module", None)  # building it would raise a TypeError
     with pytest.raises(
-        ExportError, match=r"'huge' has 2\.61 GiB of parameters, more than an ONNX file holds"
+        ExportError,
+        match=r"'huge' has 2\.61 GiB of parameters and buffers, more than an ONNX file holds",
     ):
         export_onnx(archspec.load(HUGE), tmp_path / "huge.onnx")
     assert list(tmp_path.iterdir()) == []
@@ -253,8 +261,8 @@ def test_buffers_count_towards_the_size_limit(tmp_path, monkeypatch):
         TINY.replace("kernel: 3}", "kernel: 3}\n  - {op: batchnorm2d, affine: false}")
     )
     weights = 4 * archspec.analyze(spec).totals.params
-    monkeypatch.setattr(backend, "GRAPH_ROOM", 0)
-    monkeypatch.setattr(backend, "ONNX_LIMIT", weights)  # parameters fit, buffers do not
+    monkeypatch.setattr(budgets, "GRAPH_ROOM", 0)
+    monkeypatch.setattr(budgets, "ONNX_LIMIT", weights)  # parameters fit, buffers do not
     with pytest.raises(ExportError, match=r"GiB of parameters and buffers"):
         export_onnx(spec, tmp_path / "tiny.onnx")
     assert list(tmp_path.iterdir()) == []

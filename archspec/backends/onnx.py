@@ -21,35 +21,15 @@ import onnx
 import torch
 
 from archspec.analysis import Report, analyze
-from archspec.analysis.memory import peak_activation_bytes, weight_bytes
+from archspec.backends.budgets import SECOND_BATCH, ExportError, check_export, check_onnx_size
 from archspec.backends.opsets import DEFAULT_OPSET, opset_problem
 from archspec.backends.torch import CompiledNetwork, compile_module
-from archspec.errors import ArchspecError
 from archspec.files import atomic_write
 from archspec.layers import INPUT
 from archspec.loader import Spec
-from archspec.ops.base import numel
-from archspec.resources import ResourceError, check_memory
 
-#: The batch verified beside batch 1, to prove the batch axis is really dynamic.
-SECOND_BATCH = 3
 TOLERANCE = 1e-4
 _SCOPES = "pkg.torch.onnx.name_scopes"
-GIB = 2**30
-#: Layers an export may have, and what each costs in the exporter's graphs (measured: 1,000
-#: layers took 11 s and 130 MB beyond torch and onnx themselves).
-MAX_EXPORTED_LAYERS = 5_000
-EXPORT_BYTES_PER_LAYER = 150_000
-#: Parameters are float32.
-BYTES_PER_WEIGHT = 4
-#: protobuf serializes no message of 2 GiB or more, and an ONNX file is one message.
-ONNX_LIMIT = 2 * GIB
-#: Kept for the graph itself (nodes, names, shapes): a few MB for the largest examples.
-GRAPH_ROOM = 64 * 2**20
-
-
-class ExportError(ArchspecError):
-    """The network could not be exported, or the exported file does not compute the same thing."""
 
 
 @dataclass(frozen=True)
@@ -95,12 +75,8 @@ def export_onnx(
     if problem:
         raise ExportError(problem)
     report = analyze(spec)
-    if len(report.layers) > MAX_EXPORTED_LAYERS:
-        raise ResourceError(
-            f"{report.name} has {len(report.layers):,} layers; archspec exports at most "
-            f"{MAX_EXPORTED_LAYERS:,} to ONNX (torch's exporter takes about 10 ms a layer)"
-        )
-    module = _build(spec, report, weights, strict, export_memory(report, batch, verify), max_memory)
+    check_export(report, batch, verify, weights, max_memory)
+    module = _build(spec, report, weights, strict)
     step(f"exporting {spec.name} to ONNX (opset {opset})")
     model = _export(module, report, opset, batch)
     written = _written_opset(model, opset)
@@ -134,54 +110,13 @@ def _build(
     report: Report,
     weights: str | Path | Mapping[str, torch.Tensor] | None,
     strict: bool,
-    need: int,
-    max_memory: int | None,
 ) -> CompiledNetwork:
-    """The module to export, once its weights are known to fit in one ONNX file and the export
-    (`need` bytes) in memory."""
-    # the parameter count alone first, so that a network too large is never allocated
-    _check_size(report.name, BYTES_PER_WEIGHT * report.totals.params, "parameters")
-    check_memory(need, f"exporting {report.name}", max_memory)
-    module = compile_module(
-        spec, report, weights, strict, scoped_calls=True, max_memory=max_memory
-    ).eval()
+    """The module to export; its real parameters and buffers must fit in one ONNX file too."""
+    module = compile_module(spec, report, weights, strict, scoped_calls=True).eval()
     state = module.state_dict().values()
-    _check_size(
-        report.name,
-        sum(value.numel() * value.element_size() for value in state),
-        "parameters and buffers",
-    )
+    size = sum(value.numel() * value.element_size() for value in state)
+    check_onnx_size(report.name, size, "parameters and buffers")
     return module
-
-
-def export_memory(report: Report, batch: int | None, verify: bool) -> int:
-    """Bytes an export holds at its peak, estimated from the analysis alone.
-
-    The weights live four times over: in the module, as the model's initializers, serialized,
-    and in onnxruntime's session. Beside them, the example input, and for verification one
-    forward in torch and one in onnxruntime at each batch (activations alive at once, per
-    `peak_activation_bytes`).
-    """
-    weights = weight_bytes(report)
-    sample = numel(report.input_shape) * BYTES_PER_WEIGHT
-    example = (batch or 2) * sample
-    graph = EXPORT_BYTES_PER_LAYER * len(report.layers)
-    if not verify:
-        return 3 * weights + example + graph
-    batches = (batch,) if batch else (1, SECOND_BATCH)
-    forward = max(size * (2 * peak_activation_bytes(report) + sample) for size in batches)
-    return 4 * weights + max(example, forward) + graph
-
-
-def _check_size(name: str, size: int, what: str) -> None:
-    """Refuse weights that cannot fit in one ONNX file beside the graph."""
-    room = ONNX_LIMIT - GRAPH_ROOM
-    if size > room:
-        raise ExportError(
-            f"{name!r} has {size / GIB:.2f} GiB of {what}, more than an ONNX file holds: "
-            f"protobuf keeps a file under {ONNX_LIMIT / GIB:.0f} GiB, which leaves "
-            f"{room / GIB:.2f} GiB for weights beside the graph"
-        )
 
 
 @contextlib.contextmanager

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -11,23 +10,16 @@ import torch
 from torch import fx, nn
 
 from archspec.analysis import LayerReport, Report, analyze
-from archspec.analysis.memory import weight_bytes
+from archspec.backends.budgets import check_compile
 from archspec.backends.frozen import pin_eval_mode
 from archspec.backends.weights import WeightsReport, load_weights
 from archspec.layers import INPUT
 from archspec.ops.base import Shape, TorchCall
-from archspec.resources import ResourceError, check_memory
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from archspec.loader import Spec
-
-
-#: Layers a compiled module may have: building one takes about 0.4 ms and 27 KB per layer (a
-#: module object, fx nodes and generated code), measured on chains of 50,000.
-MAX_COMPILED_LAYERS = 50_000
-MODULE_BYTES_PER_LAYER = 27_000
 
 
 class CompiledNetwork(fx.GraphModule):
@@ -80,17 +72,7 @@ def compile_module(
     if weights is not None and device == "meta":
         raise ValueError("weights cannot be loaded into a network built on the meta device")
     report = report or analyze(spec)
-    if len(report.layers) > MAX_COMPILED_LAYERS:
-        raise ResourceError(
-            f"{report.name} has {len(report.layers):,} layers; archspec builds torch modules of "
-            f"at most {MAX_COMPILED_LAYERS:,} (about 20 s and 1.3 GiB at that size), and "
-            "analyses up to 200,000"
-        )
-    need = MODULE_BYTES_PER_LAYER * len(report.layers)
-    if device != "meta":
-        need += weight_bytes(report) + _file_size(weights)
-    what = f"building {report.name} ({report.totals.params:,} parameters)"
-    check_memory(need, what, max_memory)
+    check_compile(report, weights, allocate=device != "meta", max_memory=max_memory)
     root = nn.Module()
     graph = fx.Graph()
     shapes: dict[str, Shape] = {INPUT: report.input_shape}
@@ -132,16 +114,6 @@ def _lower(layer: LayerReport, inputs: list[Shape], *, overwritable: bool) -> nn
         if layer.op.running_statistics:
             pin_eval_mode(lowered)
     return lowered
-
-
-def _file_size(weights: object) -> int:
-    """Bytes a weights file takes once read (0 for a state_dict already in memory)."""
-    if not isinstance(weights, str | Path):
-        return 0
-    try:
-        return os.stat(weights).st_size
-    except (OSError, ValueError):
-        return 0  # reading it will say what is wrong
 
 
 class LayerFunction(nn.Module):

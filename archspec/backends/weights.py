@@ -17,19 +17,13 @@ import torch
 from torch import nn
 
 from archspec.errors import ArchspecError
+from archspec.files import file_kind
 
 #: Keys listed per kind in a message before "and N more".
 SHOWN = 5
 #: torch's reasons for refusing a file run to paragraphs; a message keeps this many characters.
 REASON_LIMIT = 300
 #: What a stat mode is, for a path that is not a regular file.
-_KINDS = (
-    (stat.S_ISDIR, "a directory"),
-    (stat.S_ISFIFO, "a FIFO (named pipe)"),
-    (stat.S_ISSOCK, "a socket"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-)
 _INTEGERS = frozenset(
     {torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64}
     | {torch.uint16, torch.uint32, torch.uint64}
@@ -176,8 +170,7 @@ def _open_regular(path: Path) -> BinaryIO:
 
 def _check_regular(name: str, mode: int) -> None:
     if not stat.S_ISREG(mode):
-        kind = next((kind for test, kind in _KINDS if test(mode)), "another kind of file")
-        raise WeightsError(f"weights path {name!r} is {kind}, not a regular file")
+        raise WeightsError(f"weights path {name!r} is {file_kind(mode)}, not a regular file")
 
 
 def _reason(error: Exception) -> str:
