@@ -72,6 +72,7 @@ def _expand(
         if output_refs
         else [expander.resolver.resolve(top.last)]
     )
+    _check_outputs(expander, output_refs, outputs)
     apply_freeze(
         expander.layers,
         [(pattern, ("freeze", index)) for index, pattern in enumerate(document.freeze)]
@@ -79,6 +80,20 @@ def _expand(
         expander.report,
     )
     return expander, outputs
+
+
+def _check_outputs(expander: _Expander, refs: list[Name], outputs: list[str]) -> None:
+    """Each output is a layer, returned once (ONNX and dict outputs need distinct names)."""
+    seen: dict[str, str] = {}
+    for ref, output in zip(refs, outputs, strict=True):
+        if not output:
+            continue  # an unknown name, reported already
+        if output == INPUT:
+            expander.error(ref.path, f"outputs: {ref.text!r} is the network's input, not a layer")
+        elif output in seen:
+            same = f" (through {ref.text!r})" if ref.text != output else ""
+            expander.error(ref.path, f"outputs: layer {output!r} is listed twice{same}")
+        seen.setdefault(output, ref.text)
 
 
 class _Expander:

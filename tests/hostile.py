@@ -327,6 +327,16 @@ EXPANSION_CASES = [
         message=r"unknown op 'conv2dd'(.|\n)*should be a valid list",
     ),
     Case(
+        "an_output_twice",
+        spec_of("{name: a, op: relu}", "{name: b, op: relu, when: false}") + "outputs: [a, b]\n",
+        message=r"outputs: layer 'a' is listed twice \(through 'b'\)",
+    ),
+    Case(
+        "the_input_as_output",
+        spec_of("{name: a, op: relu}") + "outputs: [input]\n",
+        message=r"'input' is the network's input, not a layer",
+    ),
+    Case(
         "parameters_in_a_circle",
         "params: {a: b, b: a}\n" + spec_of("{op: conv2d, out_channels: a, kernel: 1}"),
         message=r"parameter 'a' uses 'b', which is defined after it",
