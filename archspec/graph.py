@@ -72,7 +72,8 @@ def _expand(
         if output_refs
         else [expander.resolver.resolve(top.last)]
     )
-    _check_outputs(expander, output_refs, outputs)
+    if output_refs:
+        _check_outputs(expander, output_refs, outputs)
     apply_freeze(
         expander.layers,
         [(pattern, ("freeze", index)) for index, pattern in enumerate(document.freeze)]
