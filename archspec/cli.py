@@ -326,6 +326,10 @@ def _analyze(args: argparse.Namespace) -> int:
         plot_format(args.plot)  # before the analysis: a bad name fails fast, printing nothing
         check_writable(args.plot)
     report = analyze(load(args.spec, dict(args.overrides), args.freeze), args.input_shape)
+    if args.plot is not None:
+        from archspec.plots import check_plottable
+
+        check_plottable(report)  # before printing: a refused plot leaves no half of its output
     _print_diagnostics(report.warnings)
     if args.format == "json":
         print(to_json(report))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import math
 from collections.abc import Sequence
@@ -32,15 +33,28 @@ HEAD_SHADE = "#EEEEEE"
 LABEL_PITCH_PX = 13
 #: Layers up to this count get a marker per layer; deeper nets get plain lines.
 MARKER_LIMIT = 60
+#: Deeper networks take matplotlib more than ten seconds and are a blur at this width anyway.
+MAX_PLOTTED_LAYERS = 10_000
 
 
 def plot_format(path: Path) -> str:
-    """`png` or `svg` from the file name; a UsageError for anything else."""
+    """`png` or `svg` from the file name; a UsageError for anything else, or without matplotlib."""
     kind = FORMATS.get(path.suffix.lower())
     if kind is None:
         allowed = " or ".join(FORMATS)
         raise UsageError(f"cannot tell how to plot to {str(path)!r}: name it *{allowed}")
+    if importlib.util.find_spec("matplotlib") is None:
+        raise UsageError("--plot needs matplotlib: pip install 'archspec[plot]'")
     return kind
+
+
+def check_plottable(report: Report) -> None:
+    """UsageError for a network too deep to plot in seconds (matplotlib: about 1 ms a layer)."""
+    if len(report.layers) > MAX_PLOTTED_LAYERS:
+        raise UsageError(
+            f"--plot draws at most {MAX_PLOTTED_LAYERS:,} layers; {report.name} has "
+            f"{len(report.layers):,} (the table and --format json have them all)"
+        )
 
 
 def plot_report(report: Report, path: Path) -> None:
