@@ -442,6 +442,22 @@ ARGUMENT_CASES = (
     ]
     + [
         Case(
+            "plot_too_deep",
+            spec_of("{op: relu}", "{repeat: 10000, layers: [{op: relu}]}"),
+            commands=("table",),
+            args=("--plot", "OUT/plot.png"),
+            message=r"--plot draws at most 10,000 layers",
+            positioned=False,
+        ),
+        Case(
+            "plot_of_an_unknown_kind",
+            GOOD,
+            commands=("table",),
+            args=("--plot", "OUT/plot.gif"),
+            message=r"cannot tell how to plot",
+            positioned=False,
+        ),
+        Case(
             "input_shape_enormous",
             GOOD,
             commands=("analyze", "table"),
