@@ -1,0 +1,82 @@
+"""Exit codes: 1 only for a bug in archspec (said as such), 130 and 143 for Ctrl-C and kill
+with nothing left behind, and a reader that leaves early is no error."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from archspec.cli import EXIT_BUG, main
+from archspec.ops.activation import ReLU
+
+ROOT = Path(__file__).resolve().parent.parent
+RESNET50 = str(ROOT / "examples" / "resnet50.yaml")
+#: Long enough to be killed midway: writing its source takes several seconds.
+LONG_CHAIN = "name: chain\ninput: [3, 8, 8]\nlayers:\n  - {repeat: 30000, layers: [{op: relu}]}\n"
+
+
+def test_a_bug_says_so_without_a_traceback(capsys, monkeypatch):
+    def broken(self: ReLU, inputs: object) -> tuple[int, ...]:
+        raise NotImplementedError("a facet nobody wrote")
+
+    monkeypatch.setattr(ReLU, "output_shape", broken)
+    monkeypatch.delenv("ARCHSPEC_DEBUG", raising=False)
+    code = main(["validate", RESNET50])
+    err = capsys.readouterr().err
+    assert code == EXIT_BUG
+    assert err.startswith("archspec: internal error: NotImplementedError: 'a facet nobody wrote'")
+    assert "this is a bug in archspec" in err
+    assert "Traceback" not in err
+
+
+def test_archspec_debug_shows_the_traceback(capsys, monkeypatch):
+    monkeypatch.setattr(ReLU, "output_shape", lambda self, inputs: 1 / 0)
+    monkeypatch.setenv("ARCHSPEC_DEBUG", "1")
+    assert main(["validate", RESNET50]) == EXIT_BUG
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err
+    assert "ZeroDivisionError" in err
+
+
+@pytest.mark.parametrize(
+    ("signum", "code", "said"),
+    [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")],
+)
+def test_a_killed_compile_leaves_nothing_behind(tmp_path, signum, code, said):
+    spec = tmp_path / "chain.yaml"
+    spec.write_text(LONG_CHAIN)
+    output = tmp_path / "out"
+    output.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "archspec", "compile", str(spec), "-o", str(output / "chain.py")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(3)  # past the imports, into building the module
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == code, err
+    assert err.strip().splitlines()[-1] == f"archspec: {said}"
+    assert os.listdir(output) == []
+
+
+def test_a_reader_that_leaves_early_is_no_error():
+    # `archspec analyze ... | head -1`: the pipe closes while the table is being printed
+    process = subprocess.Popen(
+        [sys.executable, "-m", "archspec", "analyze", RESNET50, "--format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    process.stdout.read(10)
+    process.stdout.close()
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 0
+    assert b"Traceback" not in err
