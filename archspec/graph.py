@@ -17,6 +17,10 @@ from archspec.spec import BlockLayer, GroupLayer, LayerEntry, OpLayer, SpecDocum
 #: Bound on expanded layers and on block nesting: a `repeat: 1000000000` is an error, not a hang.
 MAX_LAYERS = 200_000
 MAX_BLOCK_DEPTH = 32
+#: Levels of groups and blocks around a layer (`layer1.0.conv1` is 2).
+MAX_NESTING = 64
+#: Inputs of one layer (an add or concat): each is a node of the compiled graph.
+MAX_INPUTS = 1024
 INSTANCES_PER_LAYER = 4
 MAX_ERRORS = 200
 
@@ -198,8 +202,12 @@ class _Expander:
             return 1
         if isinstance(entry, GroupLayer):
             return self._fewest_in(entry.layers, visiting)
-        if entry.block not in self.document.blocks or entry.block in visiting:
-            return 0
+        if (
+            entry.block not in self.document.blocks
+            or entry.block in visiting
+            or len(visiting) > MAX_BLOCK_DEPTH
+        ):
+            return 0  # still a lower bound; expanding will say what is wrong
         # blocks that instantiate each other twice per level would make this exponential
         known = self.fewest_by_block.get(entry.block)
         if known is None:
@@ -229,6 +237,13 @@ class _Expander:
         input_ref: Ref,
     ) -> None:
         self._count_instance(path)
+        if not isinstance(entry, OpLayer) and scope.prefix.count(".") >= MAX_NESTING:
+            # torch walks module trees recursively: a name nested deeper would break it
+            message = (
+                f"layer {scope.prefix + name!r}: groups and blocks nest more than "
+                f"{MAX_NESTING} levels deep"
+            )
+            raise SpecError.collect([self.source.error(path, message)])
         if isinstance(entry, OpLayer):
             member = Member(self._leaf(entry, path, scope, name, input_ref))
         elif isinstance(entry, GroupLayer):
@@ -437,11 +452,10 @@ class _Expander:
         if op_class is None:
             return
         low, high = op_class.arity
+        high = MAX_INPUTS if high is None else high
         count = len(layer.inputs)
-        if count < low or (high is not None and count > high):
-            expected = (
-                f"{low}" if low == high else f"at least {low}" if high is None else f"{low}-{high}"
-            )
+        if not low <= count <= high:
+            expected = f"{low}" if low == high else f"{low} to {high:,}"
             self.error(
                 (*layer.source_path, "inputs"),
                 f"layer {layer.name!r}: {layer.op_name} takes "

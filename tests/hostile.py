@@ -279,6 +279,29 @@ def _freeze_patterns(count: int) -> str:
     )
 
 
+def _nested_blocks(blocks: int, groups: int) -> str:
+    """Blocks that each wrap the next in `groups` nested groups."""
+    lines = ["name: n", "input: [3, 8, 8]", "blocks:"]
+    for index in range(blocks):
+        entry = "{op: relu}" if index == blocks - 1 else f"{{block: b{index + 1}}}"
+        for _ in range(groups):
+            entry = f"{{layers: [{entry}]}}"
+        lines.append(f"  b{index}: {{layers: [{entry}]}}")
+    return "\n".join([*lines, "layers: [{block: b0}]"]) + "\n"
+
+
+def _block_chain(length: int) -> str:
+    blocks = [
+        f"  b{i}: {{layers: [{'{op: relu}' if i == length - 1 else f'{{block: b{i + 1}}}'}]}}"
+        for i in range(length)
+    ]
+    return (
+        "name: n\ninput: [3, 8, 8]\nblocks:\n"
+        + "\n".join(blocks)
+        + ("\nlayers: [{block: b0, repeat: 2}]\n")
+    )
+
+
 EXPANSION_CASES = [
     Case("blocks_doubling_to_2_40", _doubling_blocks(40, "{op: relu}"), message=r"nest deeper"),
     Case(
@@ -325,6 +348,29 @@ EXPANSION_CASES = [
         "independent_errors",
         spec_of("{op: conv2dd, out_channels: 4, kernel: 1}", "{op: relu, inputs: 5}"),
         message=r"unknown op 'conv2dd'(.|\n)*should be a valid list",
+    ),
+    Case(
+        "groups_and_blocks_nested_too_deep",
+        _nested_blocks(32, 40),
+        message=r"groups and blocks nest more than 64 levels deep",
+    ),
+    Case(
+        "a_chain_of_two_thousand_blocks",
+        _block_chain(2000),
+        commands=LOADING,
+        message=r"blocks nest deeper than 32 levels",
+    ),
+    Case(
+        "strides_multiplied_past_a_float",
+        spec_of("{repeat: 2000, layers: [{op: max_pool2d, kernel: 1, stride: 1000000}]}"),
+        commands=("validate", "analyze", "table", "graph", "source"),
+        exit=0,
+    ),
+    Case(
+        "an_add_of_a_hundred_thousand_inputs",
+        spec_of("{name: a, op: relu}", "{op: add, inputs: [" + ", ".join(["a"] * 100_000) + "]}"),
+        commands=LOADING,
+        message=r"add takes 2 to 1,024 inputs, got 100000",
     ),
     Case(
         "an_output_twice",

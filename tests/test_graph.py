@@ -655,7 +655,7 @@ def test_cycle_names_its_layers():
         ),
         ("layers:\n  - {name: input, op: relu}\n", r"a layer cannot be named 'input'"),
         ("layers:\n  - {op: relu, inputs: [input, input]}\n", r"relu takes 1 input, got 2"),
-        ("layers:\n  - {op: add}\n", r"'0': add takes at least 2 inputs, got 1"),
+        ("layers:\n  - {op: add}\n", r"'0': add takes 2 to 1,024 inputs, got 1"),
         ("layers:\n  - {op: rleu}\n", r"unknown op 'rleu' \(did you mean 'relu'\?\); known ops: "),
         ("layers:\n  - {block: nope}\n", r"unknown block 'nope'"),
         (

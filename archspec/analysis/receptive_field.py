@@ -8,6 +8,10 @@ from typing import Literal
 
 from archspec.ops.base import GLOBAL, POINTWISE, Pair, Window
 
+#: Where sizes, jumps and offsets saturate: strides multiplied through thousands of layers would
+#: otherwise outgrow a float, and every figure below this is exact in one.
+FIELD_LIMIT = 2**53
+
 
 @dataclass(frozen=True)
 class Axis:
@@ -23,10 +27,11 @@ class Axis:
 
     def step(self, kernel: int, stride: int, padding: int, dilation: int) -> Axis:
         effective = dilation * (kernel - 1) + 1
+        start = self.start + ((effective - 1) / 2 - padding) * self.jump
         return Axis(
-            size=self.size + (effective - 1) * self.jump,
-            jump=self.jump * stride,
-            start=self.start + ((effective - 1) / 2 - padding) * self.jump,
+            size=min(self.size + (effective - 1) * self.jump, FIELD_LIMIT),
+            jump=min(self.jump * stride, FIELD_LIMIT),
+            start=max(-FIELD_LIMIT, min(start, FIELD_LIMIT)),
         )
 
 
