@@ -11,15 +11,12 @@ from functools import lru_cache
 from typing import Any
 
 from archspec.errors import ExpressionError, shown, suggest
+from archspec.late import LATE_NAMES
 
 MAX_EXPRESSION_LENGTH = 500
 # Spec numbers are layer sizes; anything beyond this is a mistake or an attack on the evaluator.
 MAX_MAGNITUDE = 10**15
 MAX_EXPONENT = 64
-
-#: Names whose value is known only when the layer's input shape is: the channels (or features)
-#: entering the layer that uses the expression.
-LATE_NAMES = frozenset({"in_channels"})
 
 
 def make_divisible(value: float, divisor: int, min_value: int | None = None) -> int:

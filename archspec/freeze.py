@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from archspec.errors import suggest
 from archspec.layers import Layer
-from archspec.source import SourcePath
+from archspec.validation import SourcePath
 
 #: Glob patterns times group and layer names they are tried on; past this, a freeze list is
 #: refused instead of taking minutes (50 patterns on 200,000 layers is 20 million matches).

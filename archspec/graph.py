@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from archspec.errors import Diagnostic, ExpressionError, SpecError, suggest
 from archspec.expressions import Deferred, contains_deferred, evaluate, evaluate_value
@@ -11,8 +11,8 @@ from archspec.freeze import apply_freeze
 from archspec.layers import INPUT, Layer, LayerGraph, topological_order, validate_op
 from archspec.ops.registry import OPS, lookup
 from archspec.scopes import Member, Name, Node, Ref, Resolver, Scope
-from archspec.source import SourceDocument, SourcePath
 from archspec.spec import BlockLayer, GroupLayer, LayerEntry, OpLayer, SpecDocument
+from archspec.validation import SourcePath
 
 #: Bound on expanded layers and on block nesting: a `repeat: 1000000000` is an error, not a hang.
 MAX_LAYERS = 200_000
@@ -23,6 +23,9 @@ MAX_NESTING = 64
 MAX_INPUTS = 1024
 INSTANCES_PER_LAYER = 4
 MAX_ERRORS = 200
+
+if TYPE_CHECKING:
+    from archspec.source import SourceDocument
 
 
 def build_graph(

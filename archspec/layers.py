@@ -5,19 +5,21 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from archspec.errors import SpecError, suggest
 from archspec.ops.base import Op, Shape
-from archspec.ops.registry import OPS
-from archspec.source import SourceDocument, SourcePath
+from archspec.ops.registry import OPS, build_op
 from archspec.spec import validation_diagnostics
+from archspec.validation import SourcePath
 
 if TYPE_CHECKING:
     import networkx as nx
+
+    from archspec.source import SourceDocument
 
 #: The graph node standing for the network input; `input` in a spec names it (or a block's input).
 INPUT = "input"
@@ -93,10 +95,7 @@ def validate_op(layer: Layer, source: SourceDocument, env: Mapping[str, Any]) ->
         return ""
 
     try:
-        key = _cache_key(layer.fields)
-        if key is None:
-            return op_class.model_validate({**layer.fields, "op": layer.op_name})
-        return _validated(layer.op_name, key)
+        return build_op(layer.op_name, layer.fields)
     except ValidationError as error:
         fields = [key for key in op_class.model_fields if key != "op"]
         context = f"layer {layer.name!r}: {layer.op_name} "
@@ -105,30 +104,6 @@ def validate_op(layer: Layer, source: SourceDocument, env: Mapping[str, Any]) ->
                 error, source, layer.source_path, context, dict.fromkeys(fields), hint
             )
         ) from error
-
-
-@lru_cache(maxsize=4096)
-def _validated(op_name: str, key: tuple[tuple[str, type, Any], ...]) -> Op:
-    """Ops are frozen, so layers written alike (every `relu`, every 3x3 conv of 64) share one."""
-    fields = {
-        name: [item for _, item in value] if kind is list else value for name, kind, value in key
-    }
-    return OPS[op_name].model_validate({**fields, "op": op_name})
-
-
-def _cache_key(fields: Mapping[str, Any]) -> tuple[tuple[str, type, Any], ...] | None:
-    """Fields as a hashable key that tells `true` from 1 and 1.0; None when a value is nested."""
-    key = []
-    for name, value in fields.items():
-        if isinstance(value, list):
-            if any(isinstance(item, list | dict) for item in value):
-                return None
-            key.append((name, list, tuple((type(item), item) for item in value)))
-        elif isinstance(value, dict):
-            return None
-        else:
-            key.append((name, type(value), value))
-    return tuple(key)
 
 
 def topological_order(layers: Mapping[str, Layer], source: SourceDocument) -> list[str]:

@@ -5,17 +5,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from archspec.errors import Diagnostic, ExpressionError, SpecError, UsageError, shown, suggest
-from archspec.expressions import LATE_NAMES, contains_deferred, evaluate_value, names_in
+from archspec.expressions import contains_deferred, evaluate_value, names_in
 from archspec.gcpause import paused_gc
 from archspec.graph import build_graph, expansion_errors
+from archspec.late import LATE_NAMES
 from archspec.layers import LayerGraph
-from archspec.source import SourceDocument, SourcePath, read_source
 from archspec.spec import SpecDocument, broken_entries, validation_diagnostics, with_stand_ins
+from archspec.validation import SourcePath
+
+if TYPE_CHECKING:
+    from archspec.source import SourceDocument
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,8 @@ def load(
     dotted-name patterns of frozen layers to the spec's own (`["*", "!fc"]`). Raises SpecError
     listing every problem found, each with its file, line and column.
     """
+    from archspec.source import read_source  # imports yaml: only once a spec is read
+
     with paused_gc():
         source = read_source(spec)
         document, schema_errors, broken = validate_document(source)

@@ -8,7 +8,7 @@ from typing import Any
 
 from archspec.errors import suggest
 from archspec.layers import INPUT
-from archspec.source import SourcePath
+from archspec.validation import SourcePath
 
 
 class Ref:

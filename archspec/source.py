@@ -12,8 +12,7 @@ import yaml
 
 from archspec.errors import Diagnostic, Position, SpecError
 from archspec.files import file_kind
-
-SourcePath = tuple[str | int, ...]
+from archspec.validation import SourcePath
 
 # A spec is a short text; these bounds turn hostile input (alias bombs, deep nesting, huge files)
 # into an error instead of a hang or a crash.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keyword
 import re
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -19,14 +19,18 @@ from pydantic import (
     ValidationError,
 )
 
-from archspec.errors import Diagnostic, suggest
+from archspec.errors import Diagnostic
 from archspec.names import layer_name_problem
 from archspec.ops.base import MAX_DIM
-from archspec.source import SourceDocument, SourcePath
+from archspec.validation import SourcePath, field_messages
+from archspec.validation import real_path as _real_path
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 #: Names become attributes and dotted state_dict keys; past this length they are a mistake.
 MAX_NAME_LENGTH = 128
+
+if TYPE_CHECKING:
+    from archspec.source import SourceDocument
 
 
 def _not_a_keyword(name: str) -> str:
@@ -196,39 +200,24 @@ def validation_diagnostics(
     data = source.data
     for part in base:
         data = data[part]
-    merged: dict[tuple[SourcePath, str], list[str]] = {}
-    for item in error.errors(include_url=False):
-        path, missing = _real_path(data, item["loc"], item["type"])
-        field = ".".join(str(part) for part in (*path, *([missing] if missing else [])))
-        label = f"{context}field {field!r}: " if field else context
-        kind = "value"
-        if item["type"] == "extra_forbidden":
-            known = list(fields) if fields is not None else _fields_at(item["loc"])
-            message = f"{label}unknown field{suggest(str(path[-1]), known)}"
-            if known:
-                message += f"; expected one of {', '.join(known)}"
-            kind = "key"
-        elif item["type"] == "missing":
-            message = f"{label}required field is missing"
-        elif item["type"] == "value_error":
-            message = f"{label}{item['ctx']['error']}"
-        else:
-            got = f", got {item['input']!r}" if item["type"] != "layer_kind" else ""
-            message = f"{label}{item['msg'][0].lower()}{item['msg'][1:]}{got}"
-            if hint is not None and item["type"] != "literal_error":
-                message += hint(item["input"])
-        place = path[:1] if base and kind == "value" else path
-        messages = merged.setdefault(((*base, *place), kind), [])
-        if message not in messages:
-            messages.append(message)
-    diagnostics = []
-    for (path, kind), messages in merged.items():
-        where = source.key_position(path) if kind == "key" else source.position(path)
-        # the deepest alternative is usually the precise one; two are enough to show the choice
-        first, *others = sorted(messages, key=lambda text: -text.count("."))[:2]
-        alternatives = [text.removeprefix(context) for text in others]
-        diagnostics.append(Diagnostic(" or ".join([first, *alternatives]), where))
-    return diagnostics
+    found = field_messages(
+        error,
+        data,
+        context,
+        list(fields) if fields is not None else None,
+        hint,
+        _fields_at,
+        per_field=bool(base),
+    )
+    return [
+        Diagnostic(
+            message,
+            source.key_position((*base, *place))
+            if kind == "key"
+            else source.position((*base, *place)),
+        )
+        for place, kind, message in found
+    ]
 
 
 def _fields_at(loc: tuple[int | str, ...]) -> list[str]:
@@ -240,22 +229,6 @@ def _fields_at(loc: tuple[int | str, ...]) -> list[str]:
         elif isinstance(part, str) and part in _LAYER_MODELS:
             model = _LAYER_MODELS[part]
     return [name for name in model.model_fields if name != "op"]
-
-
-def _real_path(data: Any, loc: tuple[int | str, ...], kind: str) -> tuple[SourcePath, str | None]:
-    """Keep the parts of a pydantic location that exist in the data (drop union and tag labels)."""
-    path: list[str | int] = []
-    node = data
-    for position, part in enumerate(loc):
-        last = position == len(loc) - 1
-        in_mapping = isinstance(node, dict) and part in node
-        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
-        if in_mapping or in_list:
-            node = node[part]
-            path.append(part)
-        elif last and kind == "missing" and isinstance(part, str):
-            return tuple(path), part
-    return tuple(path), None
 
 
 _LAYER_MODELS: dict[str, type[BaseModel]] = {

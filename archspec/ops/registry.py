@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any, TypeVar
 
 from archspec.errors import suggest
 from archspec.ops.base import Op
@@ -31,3 +33,36 @@ def lookup(name: str) -> type[Op]:
         raise KeyError(
             f"unknown op {name!r}{suggest(name, OPS)}; known ops: {', '.join(sorted(OPS))}"
         ) from None
+
+
+def build_op(op_name: str, fields: Mapping[str, Any]) -> Op:
+    """The op `op_name` with `fields` (evaluated values); pydantic's ValidationError if they do
+    not fit it."""
+    key = _cache_key(fields)
+    if key is None:
+        return OPS[op_name].model_validate({**fields, "op": op_name})
+    return _validated(op_name, key)
+
+
+@lru_cache(maxsize=4096)
+def _validated(op_name: str, key: tuple[tuple[str, type, Any], ...]) -> Op:
+    """Ops are frozen, so layers written alike (every `relu`, every 3x3 conv of 64) share one."""
+    fields = {
+        name: [item for _, item in value] if kind is list else value for name, kind, value in key
+    }
+    return OPS[op_name].model_validate({**fields, "op": op_name})
+
+
+def _cache_key(fields: Mapping[str, Any]) -> tuple[tuple[str, type, Any], ...] | None:
+    """Fields as a hashable key that tells `true` from 1 and 1.0; None when a value is nested."""
+    key = []
+    for name, value in fields.items():
+        if isinstance(value, list):
+            if any(isinstance(item, list | dict) for item in value):
+                return None
+            key.append((name, list, tuple((type(item), item) for item in value)))
+        elif isinstance(value, dict):
+            return None
+        else:
+            key.append((name, type(value), value))
+    return tuple(key)
