@@ -9,10 +9,19 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from archspec.errors import Diagnostic, ExpressionError, SpecError, UsageError, shown, suggest
+from archspec.errors import (
+    Diagnostic,
+    ExpressionError,
+    Position,
+    SpecError,
+    UsageError,
+    shown,
+    suggest,
+)
 from archspec.expressions import contains_deferred, evaluate_value, names_in
 from archspec.gcpause import paused_gc
 from archspec.graph import build_graph, expansion_errors
+from archspec.ir import Layer, Network, Pending
 from archspec.late import LATE_NAMES
 from archspec.layers import LayerGraph
 from archspec.spec import SpecDocument, broken_entries, validation_diagnostics, with_stand_ins
@@ -24,17 +33,48 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Spec:
-    """A validated spec: its document, resolved parameters and expanded layer graph."""
+    """A validated spec: its document, resolved parameters, expanded layer graph, and the
+    `Network` the later stages take, with the lookup (`origins`) that positions its errors."""
 
     name: str
     params: dict[str, Any]
     graph: LayerGraph
     document: SpecDocument
     source: SourceDocument
+    network: Network
+    origins: SourceOrigins
 
     @property
     def file(self) -> str:
         return self.source.file
+
+
+@dataclass(frozen=True)
+class SourceOrigins:
+    """Where a layer, or one of its fields, is written: a layer's origin is its path in the
+    parsed document (`("layers", 4)`), which the document's position table turns into a place."""
+
+    source: SourceDocument
+
+    def position(self, origin: Any, field: str | None = None) -> Position | None:
+        if not isinstance(origin, tuple):
+            return None
+        return self.source.position((*origin, field) if field is not None else origin)
+
+
+def to_network(name: str, graph: LayerGraph) -> Network:
+    """The expanded layers as the IR: a layer whose fields read a late name is `Pending`."""
+    layers = [
+        Layer(
+            layer.name,
+            layer.op if layer.op is not None else Pending(layer.op_name, layer.fields),
+            layer.inputs,
+            layer.frozen,
+            origin=layer.source_path,
+        )
+        for layer in graph.by_name.values()
+    ]
+    return Network(name, graph.input_shape, tuple(layers), graph.outputs)
 
 
 def load(
@@ -56,7 +96,8 @@ def load(
             raise SpecError.collect([*schema_errors, *later])
         params = resolve_params(document, source, overrides or {})
         graph = build_graph(document, source, params, freeze)
-    return Spec(document.name, params, graph, document, source)
+        network = to_network(document.name, graph)
+    return Spec(document.name, params, graph, document, source, network, SourceOrigins(source))
 
 
 def _errors_beside(

@@ -1,42 +1,65 @@
-"""Walk the layer graph in order: shapes, counts and receptive field of every layer, no torch."""
+"""Walk a network in order: shapes, counts and receptive field of every layer, no torch."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
 
 from archspec.analysis.receptive_field import ReceptiveField, merge, misalignment
 from archspec.analysis.report import BYTES_PER_ELEMENT, LayerReport, Report, Totals
-from archspec.errors import (
-    Diagnostic,
-    ExpressionError,
-    ShapeError,
-    SpecError,
-    UsageError,
-    fold_instances,
-)
-from archspec.expressions import resolve_value
+from archspec.errors import Diagnostic, ShapeError, SpecError, UsageError, fold_instances
 from archspec.gcpause import paused_gc
-from archspec.layers import INPUT, Layer, validate_op
-from archspec.loader import Spec
+from archspec.ir import INPUT, Layer, Network, NoOrigins, Origins
+from archspec.late import LateFieldError, resolve
 from archspec.ops.base import MAX_DIM, Op, Shape, numel
 
 #: A layer holding more than this share of all parameters earns a warning.
 DOMINANT_SHARE = 0.5
 
 
-def analyze(spec: Spec, input_shape: Sequence[int] | None = None) -> Report:
-    """Static analysis of `spec` at `input_shape` (C, H, W) or (F,), default the spec's input.
+def analyze(
+    subject: Network | HasNetwork | str | Path,
+    input_shape: Sequence[int] | None = None,
+    origins: Origins | None = None,
+) -> Report:
+    """Static analysis of a network at `input_shape` (C, H, W) or (F,), default its input.
 
-    Raises SpecError naming every layer whose shapes do not fit, with its position in the spec.
+    `subject` is a `Network`, a loaded spec (anything with `.network` and `.origins`), or a
+    spec's path. Raises SpecError naming every layer whose shapes do not fit, positioned by
+    `origins` (a loaded spec brings its own).
     """
-    shape = _check_input_shape(input_shape) if input_shape is not None else spec.graph.input_shape
-    walk = _Walk(spec, shape)
+    network, origins = _network_of(subject, origins)
+    shape = _check_input_shape(input_shape) if input_shape is not None else network.input
+    walk = _Walk(network, origins, shape)
     with paused_gc():
-        for layer in spec.graph.layers():
+        for layer in network.in_order():
             walk.visit(layer)
         if walk.errors:
             raise SpecError.collect(walk.errors)
         return walk.report()
+
+
+class HasNetwork(Protocol):
+    """What a frontend hands over: the network and the lookup that positions its errors."""
+
+    @property
+    def network(self) -> Network: ...
+
+    @property
+    def origins(self) -> Origins: ...
+
+
+def _network_of(
+    subject: Network | HasNetwork | str | Path, origins: Origins | None
+) -> tuple[Network, Origins]:
+    if isinstance(subject, Network):
+        return subject, origins or NoOrigins()
+    if isinstance(subject, str | Path):
+        from archspec.loader import load  # a path is the YAML frontend's to read
+
+        subject = load(subject)
+    return subject.network, origins or subject.origins
 
 
 def _check_input_shape(shape: Sequence[int]) -> Shape:
@@ -51,8 +74,9 @@ def _check_input_shape(shape: Sequence[int]) -> Shape:
 
 
 class _Walk:
-    def __init__(self, spec: Spec, input_shape: Shape) -> None:
-        self.spec = spec
+    def __init__(self, network: Network, origins: Origins, input_shape: Shape) -> None:
+        self.network = network
+        self.origins = origins
         self.input_shape = input_shape
         self.shapes: dict[str, Shape] = {INPUT: input_shape}
         spatial = len(input_shape) == 3
@@ -64,7 +88,7 @@ class _Walk:
         self.warnings: list[Diagnostic] = []
 
     def note(self, layer: Layer, message: str, severity: str = "warning") -> None:
-        position = self.spec.source.position(layer.source_path)
+        position = self.origins.position(layer.origin)
         target = self.warnings if severity == "warning" else self.errors
         target.append(
             Diagnostic(
@@ -98,6 +122,7 @@ class _Walk:
                 name=layer.name,
                 op=op,
                 inputs=layer.inputs,
+                input_shapes=tuple(inputs),
                 frozen=layer.frozen,
                 output_shape=output,
                 params=params,
@@ -110,20 +135,16 @@ class _Walk:
         )
 
     def _materialize(self, layer: Layer, inputs: list[Shape]) -> Op | None:
-        """The layer's op, evaluating fields that read in_channels now that it is known."""
-        if layer.op is not None:
+        """The layer's op; a pending one is resolved now that its input shape is known."""
+        if isinstance(layer.op, Op):
             return layer.op
-        late = {"in_channels": inputs[0][0]}
+        context = f"layer {layer.name!r}: "
         try:
-            fields = {key: resolve_value(value, late) for key, value in layer.fields.items()}
-        except ExpressionError as error:
-            self.note(layer, error.message, "error")
-            return None
-        resolved = Layer(layer.name, layer.op_name, fields, layer.source_path)
-        try:
-            return validate_op(resolved, self.spec.source, late)
-        except SpecError as error:
-            self.errors.extend(error.diagnostics)
+            return resolve(layer.op.op_name, layer.op.fields, inputs, context)
+        except LateFieldError as error:
+            for place, message in error.problems:
+                field = str(place[0]) if place else None
+                self.errors.append(Diagnostic(message, self.origins.position(layer.origin, field)))
             return None
 
     def _receptive_field(self, layer: Layer, op: Op, inputs: list[Shape]) -> ReceptiveField | None:
@@ -151,18 +172,19 @@ class _Walk:
         )
         self._structural_warnings(totals)
         return Report(
-            self.spec.name,
+            self.network.name,
             self.input_shape,
             tuple(self.layers),
-            self.spec.graph.outputs,
+            self.network.outputs,
             totals,
             tuple(fold_instances(self.warnings)),
         )
 
     def _structural_warnings(self, totals: Totals) -> None:
-        graph = self.spec.graph
+        network = self.network
+        readers = network.readers
         for report in self.layers:
-            layer = graph.layer(report.name)
+            layer = network.layer(report.name)
             if totals.params and report.params > DOMINANT_SHARE * totals.params:
                 share = report.params / totals.params
                 # only a fully connected layer on a flattened map is shrunk by pooling first
@@ -172,5 +194,5 @@ class _Walk:
                     f"holds {share:.0%} of all parameters ({report.params:,} of "
                     f"{totals.params:,}){advice if len(report.output_shape) == 1 else ''}",
                 )
-            if graph.readers[report.name] == 0 and report.name not in graph.outputs:
+            if readers[report.name] == 0 and report.name not in network.outputs:
                 self.note(layer, "its output is never used (not read by a layer, not an output)")

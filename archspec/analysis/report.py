@@ -20,6 +20,7 @@ class LayerReport:
     name: str
     op: Op
     inputs: tuple[str, ...]
+    input_shapes: tuple[Shape, ...]  # per sample, in the order of `inputs`
     frozen: bool  # as the spec says, even for a layer without parameters (affine: false)
     output_shape: Shape
     params: int

@@ -1,0 +1,226 @@
+"""The network every stage works on: frozen layers of validated ops, their inputs and outputs.
+
+A frontend (the YAML loader, or Python code) builds a `Network`; analysis and the backends take
+it and never look back at where it came from. Positions of errors reach them only through the
+opaque `origin` of each layer, which the frontend's `Origins` lookup turns into a place.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from archspec.errors import ArchspecError, Diagnostic, Position, suggest
+from archspec.ops.base import MAX_DIM, Op, Shape
+
+#: The name by which a layer reads the network's input.
+INPUT = "input"
+#: Layers of a cycle named in its error; a cycle through 100,000 layers is not listed whole.
+CYCLE_SHOWN = 8
+
+
+class NetworkError(ArchspecError):
+    """A network that cannot exist: unknown inputs, a cycle, a wrong number of inputs."""
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An op whose fields wait for the shape entering the layer (`out_channels: in_channels`).
+
+    `fields` holds values and `Deferred` expressions; `archspec.late.resolve` makes the op.
+    """
+
+    op_name: str
+    fields: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer: a name, an op (or one pending the input shape), and the layers it reads.
+
+    No `inputs` means the previous layer (the network's input for the first). `origin` is
+    whatever the frontend needs to say where the layer was written; nothing else reads it.
+    """
+
+    name: str
+    op: Op | Pending
+    inputs: tuple[str, ...] = ()
+    frozen: bool = False
+    origin: Any = field(default=None, compare=False)
+
+    @property
+    def op_name(self) -> str:
+        return self.op.op_name if isinstance(self.op, Pending) else self.op.op
+
+
+class Origins(Protocol):
+    """A frontend's lookup from a layer's origin (and one of its fields) to a place."""
+
+    def position(self, origin: Any, field: str | None = None) -> Position | None: ...
+
+
+class NoOrigins:
+    """The lookup of a network built in Python: no file to point into."""
+
+    def position(self, origin: Any, field: str | None = None) -> Position | None:
+        return None
+
+
+@dataclass(frozen=True)
+class Network:
+    """A whole network, checked when it is made: every input names an earlier-declared or later
+    layer that exists, each op gets as many inputs as it takes, and there is no cycle.
+
+    `order` is the layers' names in topological order, ties broken by declaration order.
+    """
+
+    name: str
+    input: Shape
+    layers: tuple[Layer, ...]
+    outputs: tuple[str, ...] = ()
+    order: tuple[str, ...] = field(default=(), init=False, compare=False)
+    by_name: Mapping[str, Layer] = field(default_factory=dict, init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        layers = _with_default_inputs(tuple(self.layers))
+        _check_input_shape(self.input)
+        by_name = _index(layers)
+        outputs = tuple(self.outputs) or (layers[-1].name,)
+        _check_references(layers, by_name, outputs)
+        object.__setattr__(self, "input", tuple(self.input))
+        object.__setattr__(self, "layers", layers)
+        object.__setattr__(self, "outputs", outputs)
+        object.__setattr__(self, "by_name", by_name)
+        object.__setattr__(self, "order", topological_order(layers))
+
+    def layer(self, name: str) -> Layer:
+        return self.by_name[name]
+
+    def in_order(self) -> Iterable[Layer]:
+        return (self.by_name[name] for name in self.order)
+
+    @property
+    def readers(self) -> dict[str, int]:
+        """How many layers read each layer's output."""
+        counts = dict.fromkeys(self.by_name, 0)
+        for layer in self.layers:
+            for producer in layer.inputs:
+                if producer != INPUT:
+                    counts[producer] += 1
+        return counts
+
+
+def _with_default_inputs(layers: tuple[Layer, ...]) -> tuple[Layer, ...]:
+    if not layers:
+        raise NetworkError("a network needs at least one layer")
+    previous = INPUT
+    given = []
+    for layer in layers:
+        if not isinstance(layer, Layer):
+            raise NetworkError(f"a network's layers are archspec.Layer, got {type(layer).__name__}")
+        inputs = tuple(layer.inputs) or (previous,)
+        given.append(layer if inputs == layer.inputs else _replace_inputs(layer, inputs))
+        previous = layer.name
+    return tuple(given)
+
+
+def _replace_inputs(layer: Layer, inputs: tuple[str, ...]) -> Layer:
+    return Layer(layer.name, layer.op, inputs, layer.frozen, layer.origin)
+
+
+def _check_input_shape(shape: Sequence[int]) -> None:
+    if not 1 <= len(shape) <= 3 or not all(
+        isinstance(size, int) and not isinstance(size, bool) and 1 <= size <= MAX_DIM
+        for size in shape
+    ):
+        raise NetworkError(f"input shape must be 1 to 3 sizes from 1 to {MAX_DIM}, got {shape}")
+
+
+def _index(layers: tuple[Layer, ...]) -> dict[str, Layer]:
+    by_name: dict[str, Layer] = {}
+    for layer in layers:
+        if layer.name == INPUT:
+            raise NetworkError(f"a layer cannot be named {INPUT!r}: it names the input")
+        if layer.name in by_name:
+            raise NetworkError(f"duplicate layer name {layer.name!r}")
+        by_name[layer.name] = layer
+    return by_name
+
+
+def _check_references(
+    layers: tuple[Layer, ...], by_name: Mapping[str, Layer], outputs: tuple[str, ...]
+) -> None:
+    for layer in layers:
+        for name in layer.inputs:
+            if name != INPUT and name not in by_name:
+                raise NetworkError(
+                    f"layer {layer.name!r}: unknown input {name!r}{suggest(name, by_name)}"
+                )
+        low, high = type(layer.op).arity if isinstance(layer.op, Op) else (1, None)
+        if len(layer.inputs) < low or (high is not None and len(layer.inputs) > high):
+            raise NetworkError(
+                f"layer {layer.name!r}: {layer.op_name} takes {_count(low, high)} inputs, "
+                f"got {len(layer.inputs)}"
+            )
+    for name in outputs:
+        if name not in by_name:
+            raise NetworkError(f"unknown output {name!r}{suggest(name, by_name)}")
+
+
+def _count(low: int, high: int | None) -> str:
+    return str(low) if low == high else f"at least {low}" if high is None else f"{low} to {high}"
+
+
+def topological_order(layers: Sequence[Layer], origins: Origins | None = None) -> tuple[str, ...]:
+    """Layer names in topological order, earliest declared first among those ready (Kahn's).
+
+    NetworkError naming the layers of a cycle, positioned through `origins` when given.
+    """
+    position = {layer.name: index for index, layer in enumerate(layers)}
+    waiting = {layer.name: sum(p != INPUT for p in layer.inputs) for layer in layers}
+    readers: dict[str, list[str]] = {layer.name: [] for layer in layers}
+    for layer in layers:
+        for producer in layer.inputs:
+            if producer != INPUT:
+                readers[producer].append(layer.name)
+    ready = [position[name] for name, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        name = layers[heapq.heappop(ready)].name
+        order.append(name)
+        for reader in readers[name]:
+            waiting[reader] -= 1
+            if waiting[reader] == 0:
+                heapq.heappush(ready, position[reader])
+    if len(order) < len(layers):
+        blocked = {name for name, count in waiting.items() if count}
+        cycle = _find_cycle({layer.name: layer for layer in layers}, blocked, position)
+        shown = [*cycle, cycle[0]] if len(cycle) <= CYCLE_SHOWN else cycle[:CYCLE_SHOWN]
+        more = f" -> ... ({len(cycle):,} layers in the cycle)" if len(cycle) > CYCLE_SHOWN else ""
+        message = f"cycle between layers: {' -> '.join(shown)}{more}"
+        origin = layers[position[cycle[0]]].origin
+        where = origins.position(origin) if origins is not None else None
+        raise NetworkError(message, [Diagnostic(message, where)])
+    return tuple(order)
+
+
+def _find_cycle(
+    layers: Mapping[str, Layer], blocked: set[str], position: Mapping[str, int]
+) -> list[str]:
+    """Walk back along inputs among layers that never became ready; the walk must loop."""
+    path: list[str] = []
+    seen: dict[str, int] = {}
+    name = min(blocked, key=position.__getitem__)
+    while name not in seen:
+        seen[name] = len(path)
+        path.append(name)
+        name = next(p for p in layers[name].inputs if p in blocked)
+    cycle = list(reversed(path[seen[name] :]))  # reversed: in the direction data flows
+    first = cycle.index(min(cycle, key=position.__getitem__))
+    return cycle[first:] + cycle[:first]
+
+
+__all__ = ["INPUT", "Layer", "Network", "NetworkError", "NoOrigins", "Origins", "Pending"]
