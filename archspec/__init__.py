@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from archspec.analysis import Report, analyze
 from archspec.errors import ArchspecError, Diagnostic, SpecError
+from archspec.ir import Layer, Network, unwrap
 from archspec.loader import Spec, load
 
 if TYPE_CHECKING:
@@ -21,6 +22,8 @@ __version__ = "0.1.0"
 __all__ = [
     "ArchspecError",
     "Diagnostic",
+    "Layer",
+    "Network",
     "Report",
     "Spec",
     "SpecError",
@@ -33,13 +36,14 @@ __all__ = [
 
 
 def compile(
-    spec: Spec | str | Path,
+    subject: Network | Spec | str | Path,
     weights: str | Path | Mapping[str, torch.Tensor] | None = None,
     strict: bool = True,
     input_shape: Sequence[int] | None = None,
     max_memory: int | None = None,
 ) -> CompiledNetwork:
-    """The spec as a `torch.nn.Module` (a `torch.fx.GraphModule`), optionally with weights.
+    """A network (a `Network`, a loaded spec, or a spec's path or text) as a `torch.nn.Module`
+    (a `torch.fx.GraphModule`), optionally with weights.
 
     Imports torch on first use; loading and analysing never do. Raises ResourceError, before
     allocating, when the weights would not fit in the memory available (or in `max_memory`
@@ -47,13 +51,13 @@ def compile(
     """
     from archspec.backends.torch import compile_module
 
-    spec = spec if isinstance(spec, Spec) else load(spec)
-    report = analyze(spec, input_shape)
-    return compile_module(spec, report, weights, strict, max_memory=max_memory)
+    network, origins = unwrap(load(subject) if isinstance(subject, str | Path) else subject)
+    report = analyze(network, input_shape, origins)
+    return compile_module(network, report, weights, strict, max_memory=max_memory)
 
 
 def export_onnx(
-    spec: Spec | str | Path,
+    subject: Network | Spec | str | Path,
     path: str | Path,
     weights: str | Path | Mapping[str, torch.Tensor] | None = None,
     opset: int | None = None,
@@ -62,11 +66,12 @@ def export_onnx(
     strict: bool = True,
     max_memory: int | None = None,
 ) -> ExportReport:
-    """Write the spec as a verified ONNX model (dynamic batch unless `batch` is given).
+    """Write a network (a `Network`, a loaded spec, or a spec's path or text) as a verified ONNX
+    model (dynamic batch unless `batch` is given).
 
     See `archspec.backends.onnx.export_onnx`; nothing is written unless verification passes.
     """
     from archspec.backends.onnx import export_onnx as export
 
-    spec = spec if isinstance(spec, Spec) else load(spec)
-    return export(spec, path, weights, strict, opset, batch, verify, max_memory=max_memory)
+    loaded = load(subject) if isinstance(subject, str | Path) else subject
+    return export(loaded, path, weights, strict, opset, batch, verify, max_memory=max_memory)

@@ -61,6 +61,23 @@ class Origins(Protocol):
     def position(self, origin: Any, field: str | None = None) -> Position | None: ...
 
 
+class HasNetwork(Protocol):
+    """What a frontend hands over: the network and the lookup that positions its errors."""
+
+    @property
+    def network(self) -> Network: ...
+
+    @property
+    def origins(self) -> Origins: ...
+
+
+def unwrap(subject: Network | HasNetwork) -> tuple[Network, Origins]:
+    """The network of `subject` (a `Network`, or what a frontend loaded) and its origins."""
+    if isinstance(subject, Network):
+        return subject, NoOrigins()
+    return subject.network, subject.origins
+
+
 class NoOrigins:
     """The lookup of a network built in Python: no file to point into."""
 
@@ -223,4 +240,14 @@ def _find_cycle(
     return cycle[first:] + cycle[:first]
 
 
-__all__ = ["INPUT", "Layer", "Network", "NetworkError", "NoOrigins", "Origins", "Pending"]
+__all__ = [
+    "INPUT",
+    "HasNetwork",
+    "Layer",
+    "Network",
+    "NetworkError",
+    "NoOrigins",
+    "Origins",
+    "Pending",
+    "unwrap",
+]

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
 
 from archspec.analysis.receptive_field import ReceptiveField, merge, misalignment
 from archspec.analysis.report import BYTES_PER_ELEMENT, LayerReport, Report, Totals
 from archspec.errors import Diagnostic, ShapeError, SpecError, UsageError, fold_instances
 from archspec.gcpause import paused_gc
-from archspec.ir import INPUT, Layer, Network, NoOrigins, Origins
+from archspec.ir import INPUT, HasNetwork, Layer, Network, Origins, unwrap
 from archspec.late import LateFieldError, resolve
 from archspec.ops.base import MAX_DIM, Op, Shape, numel
 
@@ -40,26 +39,15 @@ def analyze(
         return walk.report()
 
 
-class HasNetwork(Protocol):
-    """What a frontend hands over: the network and the lookup that positions its errors."""
-
-    @property
-    def network(self) -> Network: ...
-
-    @property
-    def origins(self) -> Origins: ...
-
-
 def _network_of(
     subject: Network | HasNetwork | str | Path, origins: Origins | None
 ) -> tuple[Network, Origins]:
-    if isinstance(subject, Network):
-        return subject, origins or NoOrigins()
     if isinstance(subject, str | Path):
         from archspec.loader import load  # a path is the YAML frontend's to read
 
         subject = load(subject)
-    return subject.network, origins or subject.origins
+    network, own = unwrap(subject)
+    return network, origins or own
 
 
 def _check_input_shape(shape: Sequence[int]) -> Shape:

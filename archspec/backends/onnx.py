@@ -25,8 +25,7 @@ from archspec.backends.budgets import SECOND_BATCH, ExportError, check_export, c
 from archspec.backends.opsets import DEFAULT_OPSET, opset_problem
 from archspec.backends.torch import CompiledNetwork, compile_module
 from archspec.files import atomic_write
-from archspec.layers import INPUT
-from archspec.loader import Spec
+from archspec.ir import INPUT, HasNetwork, Network, unwrap
 
 TOLERANCE = 1e-4
 _SCOPES = "pkg.torch.onnx.name_scopes"
@@ -46,7 +45,7 @@ class ExportReport:
 
 
 def export_onnx(
-    spec: Spec,
+    subject: Network | HasNetwork,
     path: str | Path,
     weights: str | Path | Mapping[str, torch.Tensor] | None = None,
     strict: bool = True,
@@ -56,7 +55,7 @@ def export_onnx(
     progress: Callable[[str], None] | None = None,
     max_memory: int | None = None,
 ) -> ExportReport:
-    """Write `spec` as an ONNX model with input `input` (N, *input_shape) and one output per
+    """Write a network as an ONNX model with input `input` (N, *input_shape) and one output per
     spec output, named after their layers. `batch` fixes the batch size; None keeps it dynamic.
 
     With `verify`, the model must pass `onnx.checker` (full check), its inferred shapes must equal
@@ -74,14 +73,15 @@ def export_onnx(
     problem = opset_problem(opset)
     if problem:
         raise ExportError(problem)
-    report = analyze(spec)
+    network, origins = unwrap(subject)
+    report = analyze(network, origins=origins)
     check_export(report, batch, verify, weights, max_memory)
-    module = _build(spec, report, weights, strict)
-    step(f"exporting {spec.name} to ONNX (opset {opset})")
+    module = _build(network, report, weights, strict)
+    step(f"exporting {network.name} to ONNX (opset {opset})")
     model = _export(module, report, opset, batch)
     written = _written_opset(model, opset)
     _name_after_layers(model, report)
-    _describe(model, spec, report, written)
+    _describe(model, report, written)
     data = _serialize(model, report.name)
     checked, worst = 0, None
     batches: tuple[int, ...] = ()
@@ -106,13 +106,13 @@ def export_onnx(
 
 
 def _build(
-    spec: Spec,
+    network: Network,
     report: Report,
     weights: str | Path | Mapping[str, torch.Tensor] | None,
     strict: bool,
 ) -> CompiledNetwork:
     """The module to export; its real parameters and buffers must fit in one ONNX file too."""
-    module = compile_module(spec, report, weights, strict, scoped_calls=True).eval()
+    module = compile_module(network, report, weights, strict, scoped_calls=True).eval()
     state = module.state_dict().values()
     size = sum(value.numel() * value.element_size() for value in state)
     check_onnx_size(report.name, size, "parameters and buffers")
@@ -263,15 +263,15 @@ def spec_digest(report: Report) -> str:
     return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()
 
 
-def _describe(model: onnx.ModelProto, spec: Spec, report: Report, opset: int) -> None:
+def _describe(model: onnx.ModelProto, report: Report, opset: int) -> None:
     from archspec import __version__
 
     model.producer_name = "archspec"
     model.producer_version = __version__
-    model.doc_string = f"{spec.name}, exported by archspec {__version__} from {spec.file}"
+    model.doc_string = f"{report.name}, exported by archspec {__version__}"
     del model.metadata_props[:]
     for key, value in (
-        ("archspec.spec", spec.name),
+        ("archspec.spec", report.name),
         ("archspec.version", __version__),
         ("archspec.spec_sha256", spec_digest(report)),
         ("archspec.opset", str(opset)),

@@ -1,4 +1,4 @@
-"""Lower an analysed spec to a `torch.fx.GraphModule` whose submodules mirror the dotted names."""
+"""Lower a network to a `torch.fx.GraphModule` whose submodules mirror its dotted layer names."""
 
 from __future__ import annotations
 
@@ -13,13 +13,11 @@ from archspec.analysis import LayerReport, Report, analyze
 from archspec.backends.budgets import check_compile
 from archspec.backends.frozen import pin_eval_mode
 from archspec.backends.weights import WeightsReport, load_weights
-from archspec.layers import INPUT
+from archspec.ir import INPUT, HasNetwork, Network, unwrap
 from archspec.ops.base import Shape, TorchCall
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
-
-    from archspec.loader import Spec
 
 
 class CompiledNetwork(fx.GraphModule):
@@ -48,7 +46,7 @@ class CompiledNetwork(fx.GraphModule):
 
 
 def compile_module(
-    spec: Spec,
+    subject: Network | HasNetwork,
     report: Report | None = None,
     weights: str | Path | Mapping[str, torch.Tensor] | None = None,
     strict: bool = True,
@@ -71,13 +69,14 @@ def compile_module(
     """
     if weights is not None and device == "meta":
         raise ValueError("weights cannot be loaded into a network built on the meta device")
-    report = report or analyze(spec)
+    network, origins = unwrap(subject)
+    report = report or analyze(network, origins=origins)
     check_compile(report, weights, allocate=device != "meta", max_memory=max_memory)
     root = nn.Module()
     graph = fx.Graph()
     shapes: dict[str, Shape] = {INPUT: report.input_shape}
     values: dict[str, fx.Node] = {INPUT: graph.placeholder(INPUT)}
-    reusable = _overwritable_outputs(spec, report)
+    reusable = _overwritable_outputs(network, report)
     with torch.device(device) if device is not None else contextlib.nullcontext():
         for layer in report.layers:
             inputs = [shapes[name] for name in layer.inputs]
@@ -94,7 +93,7 @@ def compile_module(
             shapes[layer.name] = layer.output_shape
     results = [values[name] for name in report.outputs]
     graph.output(results[0] if len(results) == 1 else tuple(results))
-    module = CompiledNetwork(root, graph, class_name(spec.name))
+    module = CompiledNetwork(root, graph, class_name(network.name))
     if weights is not None:
         module.weights_report = load_weights(module, weights, strict)
     return module.train()
@@ -134,9 +133,9 @@ def _run(
     return result
 
 
-def _overwritable_outputs(spec: Spec, report: Report) -> set[str]:
+def _overwritable_outputs(network: Network, report: Report) -> set[str]:
     """Layers whose output one layer reads, no output returns, and no backward needs."""
-    readers = spec.graph.readers
+    readers = network.readers
     return {
         layer.name
         for layer in report.layers
