@@ -11,8 +11,6 @@ from archspec.errors import UsageError
 from archspec.layers import INPUT
 from archspec.ops.base import Shape
 
-#: How merges are drawn: the circled operator of a hand-drawn residual block.
-MERGE_SYMBOLS = {"add": "+", "concat": "||"}
 #: Graphviz's layout grows faster than linearly: beyond this a drawing takes minutes.
 MAX_RENDERED_BOXES = 3000
 RENDER_SECONDS = 120
@@ -61,7 +59,7 @@ def build_diagram(report: Report, depth: int | None = None) -> Diagram:
                 op=last.op_name if single else f"{len(layers)} layers",
                 shape=last.output_shape,
                 params=sum(layer.params for layer in layers),
-                merge=MERGE_SYMBOLS.get(last.op_name) if single else None,
+                merge=last.op.drawing_symbol if single else None,
             )
         )
         position[name] = len(boxes) - 1

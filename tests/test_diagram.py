@@ -70,6 +70,30 @@ def test_a_residual_block_is_drawn_as_usually_sketched():
     assert [(names[edge.source], edge.skip) for edge in into_shortcut] == [("layer1.1.relu2", True)]
 
 
+def test_merges_are_drawn_with_their_op_s_drawing_symbol():
+    spec = archspec.load(
+        """
+name: branches
+input: [3, 8, 8]
+layers:
+  - {name: left, op: conv2d, out_channels: 4, kernel: 1}
+  - {name: right, op: conv2d, out_channels: 4, kernel: 1, inputs: input}
+  - {name: joined, op: concat, inputs: [left, right]}
+  - {name: squeezed, op: conv2d, out_channels: 4, kernel: 1}
+  - {name: summed, op: add, inputs: [squeezed, left]}
+"""
+    )
+    merges = {box.name: box.merge for box in build_diagram(archspec.analyze(spec)).boxes}
+    assert merges == {
+        "input": None,
+        "left": None,
+        "right": None,
+        "joined": "||",
+        "squeezed": None,
+        "summed": "+",
+    }
+
+
 def test_mermaid_marks_skips_as_dotted_and_merges_as_circles():
     text = to_mermaid(diagram_of("resnet18", 3))
     assert '(("+"))' in text

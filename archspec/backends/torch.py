@@ -101,13 +101,11 @@ def compile_module(
 
 def _lower(layer: LayerReport, inputs: list[Shape], *, overwritable: bool) -> nn.Module | TorchCall:
     """The layer's torch module, frozen as the spec says, or the call of a parameter-free op."""
-    lowered = layer.op.to_torch(inputs)
+    # one tensor less per activation: 10% faster at batch 8
+    in_place = overwritable and layer.op.runs_in_place
+    lowered = layer.op.to_torch_in_place(inputs) if in_place else layer.op.to_torch(inputs)
     if isinstance(lowered, TorchCall):
         return lowered
-    if overwritable and getattr(lowered, "inplace", None) is False:
-        # one tensor less per activation: 10% faster at batch 8 (nn.Module types
-        # attribute assignment as tensors and modules only)
-        lowered.inplace = True  # type: ignore[assignment]
     if layer.frozen:
         lowered.requires_grad_(False)
         if layer.op.running_statistics:

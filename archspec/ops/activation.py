@@ -8,16 +8,24 @@ from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 from pydantic import Field
 
 from archspec.errors import ShapeError
-from archspec.ops.base import GLOBAL, POINTWISE, Op, Shape, Window, numel
+from archspec.ops.base import GLOBAL, POINTWISE, Op, ParameterFree, Shape, Window, numel
 from archspec.ops.registry import register
 
 if TYPE_CHECKING:
     import torch
 
 
-class Activation(Op):
-    """Shape-preserving element-wise function; counts `flops_per_element` per output element."""
+class Activation(ParameterFree, Op):
+    """Shape-preserving element-wise function; counts `flops_per_element` per output element.
 
+    Each activation states `runs_in_place`: True when its torch module takes `inplace`.
+    """
+
+    arity = (1, 1)
+    # the conservative answer: relu, sigmoid and tanh differentiate through their output
+    output_kept_for_backward = True
+    running_statistics = False
+    drawing_symbol = None
     torch_name: ClassVar[str]
     flops_per_element: ClassVar[int] = 1
 
@@ -25,15 +33,27 @@ class Activation(Op):
         return inputs[0]
 
     def flops(self, inputs: Sequence[Shape], output: Shape) -> int:
+        # the function's cost per element, once per output element
         return self.flops_per_element * numel(output)
+
+    def window(self, inputs: Sequence[Shape]) -> Window | Literal["global"]:
+        return POINTWISE
 
     def torch_arguments(self) -> dict[str, object]:
         return {}
 
     def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module:
+        return self._module(self.torch_arguments())
+
+    def to_torch_in_place(self, inputs: Sequence[Shape]) -> torch.nn.Module:
+        if not self.runs_in_place:
+            raise NotImplementedError(f"torch.nn.{self.torch_name} has no inplace option")
+        return self._module({**self.torch_arguments(), "inplace": True})
+
+    def _module(self, arguments: dict[str, object]) -> torch.nn.Module:
         from torch import nn
 
-        module: torch.nn.Module = getattr(nn, self.torch_name)(**self.torch_arguments())
+        module: torch.nn.Module = getattr(nn, self.torch_name)(**arguments)
         return module
 
 
@@ -43,6 +63,7 @@ class ReLU(Activation):
 
     op: Literal["relu"] = "relu"
     torch_name = "ReLU"
+    runs_in_place = True
 
 
 @register
@@ -51,6 +72,7 @@ class ReLU6(Activation):
 
     op: Literal["relu6"] = "relu6"
     torch_name = "ReLU6"
+    runs_in_place = True
 
 
 @register
@@ -60,6 +82,7 @@ class LeakyReLU(Activation):
     op: Literal["leaky_relu"] = "leaky_relu"
     negative_slope: Annotated[float, Field(ge=0)] = 0.01
     torch_name = "LeakyReLU"
+    runs_in_place = True
 
     def torch_arguments(self) -> dict[str, object]:
         return {"negative_slope": self.negative_slope}
@@ -72,6 +95,7 @@ class GELU(Activation):
     op: Literal["gelu"] = "gelu"
     approximate: Literal["none", "tanh"] = "none"
     torch_name = "GELU"
+    runs_in_place = False
     flops_per_element = 8
 
     def torch_arguments(self) -> dict[str, object]:
@@ -84,6 +108,7 @@ class SiLU(Activation):
 
     op: Literal["silu"] = "silu"
     torch_name = "SiLU"
+    runs_in_place = True
     flops_per_element = 5
 
 
@@ -93,6 +118,7 @@ class Sigmoid(Activation):
 
     op: Literal["sigmoid"] = "sigmoid"
     torch_name = "Sigmoid"
+    runs_in_place = False
     flops_per_element = 4
 
 
@@ -102,6 +128,7 @@ class Tanh(Activation):
 
     op: Literal["tanh"] = "tanh"
     torch_name = "Tanh"
+    runs_in_place = False
     flops_per_element = 5
 
 
@@ -111,6 +138,7 @@ class Hardswish(Activation):
 
     op: Literal["hardswish"] = "hardswish"
     torch_name = "Hardswish"
+    runs_in_place = True
     flops_per_element = 4
 
 
@@ -121,6 +149,7 @@ class Softmax(Activation):
     op: Literal["softmax"] = "softmax"
     dim: Annotated[int, Field(ge=1)] = 1
     torch_name = "Softmax"
+    runs_in_place = False
     flops_per_element = 3  # exp, sum, divide
 
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:

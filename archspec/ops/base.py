@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
@@ -90,42 +91,72 @@ class TorchCall:
 
 
 class Op(BaseModel):
-    """Base of every op: a validated record of its fields plus the rules that use them."""
+    """Base of every op: a validated record of its fields plus the rules that use them.
+
+    Every facet is abstract or a ClassVar without a value, so an op that forgets one fails at
+    instantiation or in tests/test_op_contracts.py instead of passing with a made-up default.
+    """
 
     # inf and nan are never a setting: `eps: .inf` would compile to a network of NaNs
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, allow_inf_nan=False)
 
     op: str
     #: Fewest and most inputs the op takes (None: no upper bound).
-    arity: ClassVar[tuple[int, int | None]] = (1, 1)
+    arity: ClassVar[tuple[int, int | None]]
     #: Whether torch's backward of this op reads its output. When it does not (conv, linear,
     #: batch norm, add), the activation reading that output alone may overwrite it in place.
-    output_kept_for_backward: ClassVar[bool] = True
+    output_kept_for_backward: ClassVar[bool]
     #: Whether its module keeps running statistics: frozen, it stays in eval mode so they hold.
-    running_statistics: ClassVar[bool] = False
+    running_statistics: ClassVar[bool]
+    #: The symbol a diagram draws the op as, in a circle ("+" for add); None draws a labelled box.
+    drawing_symbol: ClassVar[str | None]
+    #: Whether `to_torch_in_place` builds a module that overwrites its input, saving one tensor
+    #: when no other layer and no backward reads that input.
+    runs_in_place: ClassVar[bool]
 
+    @abstractmethod
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:
         """Shapes are per sample, without the batch dimension: (C, H, W) or (F,)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def param_count(self, inputs: Sequence[Shape]) -> int:
-        return 0
+        """Learnable parameters (weights and biases, not buffers)."""
 
+    @abstractmethod
     def macs(self, inputs: Sequence[Shape], output: Shape) -> int:
-        return 0
+        """Multiply-accumulates with a weight, per sample (those of conv and matmul)."""
 
+    @abstractmethod
     def flops(self, inputs: Sequence[Shape], output: Shape) -> int:
-        return 0
+        """Floating-point operations per sample at inference."""
 
+    @abstractmethod
     def window(self, inputs: Sequence[Shape]) -> Window | Literal["global"]:
-        return POINTWISE
+        """The receptive-field step: a Window, POINTWISE, or GLOBAL."""
 
     def warnings(self, inputs: Sequence[Shape]) -> list[str]:
         """Legal but suspicious uses worth a user's attention."""
         return []
 
+    @abstractmethod
     def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module | TorchCall:
-        raise NotImplementedError
+        """The torch module computing the op, or the call of a parameter-free function."""
+
+    def to_torch_in_place(self, inputs: Sequence[Shape]) -> torch.nn.Module:
+        """The module built to overwrite its input; only ops with `runs_in_place` have one."""
+        raise NotImplementedError(f"{self.op} does not run in place")
+
+
+class ParameterFree:
+    """Mixin an op chooses when it has no weights: no parameters and no multiply-accumulates."""
+
+    def param_count(self, inputs: Sequence[Shape]) -> int:
+        # no weight or bias tensors
+        return 0
+
+    def macs(self, inputs: Sequence[Shape], output: Shape) -> int:
+        # a MAC multiplies by a weight (as torch's FlopCounterMode counts them), and there are none
+        return 0
 
 
 def expect_rank(op: Op, shape: Shape, rank: int, layout: str) -> None:

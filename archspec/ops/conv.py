@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import model_validator
 
@@ -32,7 +32,11 @@ class Conv2d(Op):
     """`nn.Conv2d`: (C_in, H, W) -> (out_channels, H', W')."""
 
     op: Literal["conv2d"] = "conv2d"
-    output_kept_for_backward: ClassVar[bool] = False
+    arity = (1, 1)
+    output_kept_for_backward = False
+    running_statistics = False
+    drawing_symbol = None
+    runs_in_place = False
     out_channels: Channels
     kernel: PositivePair
     stride: PositivePair = (1, 1)
@@ -91,6 +95,7 @@ class Conv2d(Op):
         return numel(output) * (inputs[0][0] // self.groups) * self.kernel[0] * self.kernel[1]
 
     def flops(self, inputs: Sequence[Shape], output: Shape) -> int:
+        # a multiply and an add per MAC, plus one bias add per output element
         return 2 * self.macs(inputs, output) + (numel(output) if self.bias else 0)
 
     def window(self, inputs: Sequence[Shape]) -> Window:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Literal
 
 from archspec.errors import ShapeError
-from archspec.ops.base import Channels, Op, Shape, format_shape
+from archspec.ops.base import POINTWISE, Channels, Op, Shape, Window, format_shape
 from archspec.ops.registry import register
 
 if TYPE_CHECKING:
@@ -18,7 +18,11 @@ class Linear(Op):
     """`nn.Linear`: (F_in,) -> (out_features,)."""
 
     op: Literal["linear"] = "linear"
-    output_kept_for_backward: ClassVar[bool] = False
+    arity = (1, 1)
+    output_kept_for_backward = False
+    running_statistics = False
+    drawing_symbol = None
+    runs_in_place = False
     out_features: Channels
     bias: bool = True
 
@@ -36,10 +40,16 @@ class Linear(Op):
         return self.out_features * (inputs[0][0] + int(self.bias))
 
     def macs(self, inputs: Sequence[Shape], output: Shape) -> int:
+        # F_in x F_out: one multiply-accumulate per weight
         return inputs[0][0] * self.out_features
 
     def flops(self, inputs: Sequence[Shape], output: Shape) -> int:
+        # a multiply and an add per MAC, plus one bias add per output feature
         return 2 * self.macs(inputs, output) + (self.out_features if self.bias else 0)
+
+    def window(self, inputs: Sequence[Shape]) -> Window:
+        # its input is (F,), with no spatial axes for a window to span
+        return POINTWISE
 
     def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module:
         from torch import nn

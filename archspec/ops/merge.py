@@ -4,22 +4,34 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from archspec.errors import ShapeError
-from archspec.ops.base import Op, Shape, TorchCall, format_shape, numel
+from archspec.ops.base import (
+    POINTWISE,
+    Op,
+    ParameterFree,
+    Shape,
+    TorchCall,
+    Window,
+    format_shape,
+    numel,
+)
 from archspec.ops.registry import register
 
 
 @register
-class Add(Op):
+class Add(ParameterFree, Op):
     """x_1 + x_2 + ...: all inputs of one shape, the residual connection."""
 
     op: Literal["add"] = "add"
-    output_kept_for_backward: ClassVar[bool] = False
-    arity: ClassVar[tuple[int, int | None]] = (2, None)
+    arity = (2, None)
+    output_kept_for_backward = False
+    running_statistics = False
+    drawing_symbol = "+"
+    runs_in_place = False
 
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:
         first = inputs[0]
@@ -42,19 +54,28 @@ class Add(Op):
         return first
 
     def flops(self, inputs: Sequence[Shape], output: Shape) -> int:
+        # n inputs take n - 1 adds per output element
         return (len(inputs) - 1) * numel(output)
+
+    def window(self, inputs: Sequence[Shape]) -> Window:
+        return POINTWISE
 
     def to_torch(self, inputs: Sequence[Shape]) -> TorchCall:
         return TorchCall(operator.add, chained=True)
 
 
 @register
-class Concat(Op):
+class Concat(ParameterFree, Op):
     """Concatenate along `dim` (1, the channels, by default); other dimensions must agree."""
 
     op: Literal["concat"] = "concat"
     dim: Annotated[int, Field(ge=1)] = 1
-    arity: ClassVar[tuple[int, int | None]] = (2, None)
+    arity = (2, None)
+    # conservative: cat's backward only slices the incoming gradient, so False would hold
+    output_kept_for_backward = True
+    running_statistics = False
+    drawing_symbol = "||"
+    runs_in_place = False
 
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:
         first = inputs[0]
@@ -74,6 +95,14 @@ class Concat(Op):
                     f"(input {index})"
                 )
         return (*first[:axis], sum(shape[axis] for shape in inputs), *first[axis + 1 :])
+
+    def flops(self, inputs: Sequence[Shape], output: Shape) -> int:
+        # a copy: no arithmetic
+        return 0
+
+    def window(self, inputs: Sequence[Shape]) -> Window:
+        # each output position copies one input position (shifted, when joined along H or W)
+        return POINTWISE
 
     def to_torch(self, inputs: Sequence[Shape]) -> TorchCall:
         import torch

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
-from archspec.ops.base import Channels, Op, Shape, expect_rank, numel
+from archspec.ops.base import (
+    POINTWISE,
+    Channels,
+    Op,
+    ParameterFree,
+    Shape,
+    Window,
+    expect_rank,
+    numel,
+)
 from archspec.ops.registry import register
 
 if TYPE_CHECKING:
@@ -19,8 +28,11 @@ class BatchNorm2d(Op):
     """`nn.BatchNorm2d`: (C, H, W) -> (C, H, W), a scale and a shift per channel."""
 
     op: Literal["batchnorm2d"] = "batchnorm2d"
-    output_kept_for_backward: ClassVar[bool] = False
-    running_statistics: ClassVar[bool] = True
+    arity = (1, 1)
+    output_kept_for_backward = False
+    running_statistics = True
+    drawing_symbol = None
+    runs_in_place = False
     eps: Annotated[float, Field(gt=0)] = 1e-5
     momentum: Annotated[float, Field(ge=0, le=1)] = 0.1
     affine: bool = True
@@ -35,9 +47,16 @@ class BatchNorm2d(Op):
         # weight and bias per channel; running mean and variance are buffers, not parameters
         return 2 * inputs[0][0] if self.affine else 0
 
+    def macs(self, inputs: Sequence[Shape], output: Shape) -> int:
+        # the per-channel scale is no weight product of conv or matmul: counted in flops
+        return 0
+
     def flops(self, inputs: Sequence[Shape], output: Shape) -> int:
         # at inference: one multiply and one add per element
         return 2 * numel(output)
+
+    def window(self, inputs: Sequence[Shape]) -> Window:
+        return POINTWISE
 
     def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module:
         from torch import nn
@@ -48,10 +67,16 @@ class BatchNorm2d(Op):
 
 
 @register
-class LocalResponseNorm(Op):
+class LocalResponseNorm(ParameterFree, Op):
     """`nn.LocalResponseNorm`: (C, H, W) -> (C, H, W), normalised over `size` channels."""
 
     op: Literal["local_response_norm"] = "local_response_norm"
+    arity = (1, 1)
+    # conservative: its last step, a divide, saves its operands and not its output
+    output_kept_for_backward = True
+    running_statistics = False
+    drawing_symbol = None
+    runs_in_place = False
     size: Channels
     alpha: float = 1e-4
     beta: float = 0.75
@@ -65,6 +90,10 @@ class LocalResponseNorm(Op):
     def flops(self, inputs: Sequence[Shape], output: Shape) -> int:
         # per element: `size` squares summed, then scale, add, power and divide
         return (self.size + 4) * numel(output)
+
+    def window(self, inputs: Sequence[Shape]) -> Window:
+        # it mixes neighbouring channels, never neighbouring positions
+        return POINTWISE
 
     def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module:
         from torch import nn

@@ -12,6 +12,7 @@ from archspec.ops.base import (
     NonNegativePair,
     Op,
     Pair,
+    ParameterFree,
     PositivePair,
     Shape,
     Window,
@@ -26,9 +27,15 @@ if TYPE_CHECKING:
     import torch
 
 
-class SlidingPool(Op):
+class SlidingPool(ParameterFree, Op):
     """Shared rules of max and average pooling: (C, H, W) -> (C, H', W')."""
 
+    arity = (1, 1)
+    # conservative: max pooling saves its indices and average pooling nothing
+    output_kept_for_backward = True
+    running_statistics = False
+    drawing_symbol = None
+    runs_in_place = False
     kernel: PositivePair
     stride: PositivePair | None = None  # torch's default: the kernel size
     padding: NonNegativePair = (0, 0)
@@ -122,10 +129,16 @@ class AvgPool2d(SlidingPool):
 
 
 @register
-class AdaptiveAvgPool2d(Op):
+class AdaptiveAvgPool2d(ParameterFree, Op):
     """`nn.AdaptiveAvgPool2d`: (C, H, W) -> (C, *output_size); output_size 1 is global pooling."""
 
     op: Literal["adaptive_avg_pool2d"] = "adaptive_avg_pool2d"
+    arity = (1, 1)
+    # conservative: average pooling saves nothing for backward
+    output_kept_for_backward = True
+    running_statistics = False
+    drawing_symbol = None
+    runs_in_place = False
     output_size: PositivePair = (1, 1)
 
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:

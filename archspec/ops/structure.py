@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import Field
 
 from archspec.errors import ShapeError
-from archspec.ops.base import GLOBAL, POINTWISE, Op, Shape, TorchCall, Window, numel
+from archspec.ops.base import (
+    GLOBAL,
+    POINTWISE,
+    Op,
+    ParameterFree,
+    Shape,
+    TorchCall,
+    Window,
+    numel,
+)
 from archspec.ops.registry import register
 
 if TYPE_CHECKING:
@@ -16,10 +25,16 @@ if TYPE_CHECKING:
 
 
 @register
-class Flatten(Op):
+class Flatten(ParameterFree, Op):
     """`torch.flatten(x, start_dim)`: (C, H, W) -> (C*H*W,) with the default start_dim 1."""
 
     op: Literal["flatten"] = "flatten"
+    arity = (1, 1)
+    # its output is a view of its input: overwriting one would overwrite the other
+    output_kept_for_backward = True
+    running_statistics = False
+    drawing_symbol = None
+    runs_in_place = False
     start_dim: Annotated[int, Field(ge=1)] = 1  # 0 is the batch axis, which is never flattened
 
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:
@@ -32,6 +47,10 @@ class Flatten(Op):
             )
         return (*shape[:keep], numel(shape[keep:]))
 
+    def flops(self, inputs: Sequence[Shape], output: Shape) -> int:
+        # a reshape: no arithmetic
+        return 0
+
     def window(self, inputs: Sequence[Shape]) -> Window | Literal["global"]:
         return GLOBAL if self.start_dim < len(inputs[0]) else POINTWISE
 
@@ -42,29 +61,60 @@ class Flatten(Op):
 
 
 @register
-class Dropout(Op):
+class Dropout(ParameterFree, Op):
     """`nn.Dropout`: zeroes elements with probability p during training; identity in eval."""
 
     op: Literal["dropout"] = "dropout"
+    arity = (1, 1)
+    # in eval mode its output is its input: overwriting one would overwrite the other
+    output_kept_for_backward = True
+    running_statistics = False
+    drawing_symbol = None
+    runs_in_place = True
     p: Annotated[float, Field(ge=0, lt=1)] = 0.5
 
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:
         return inputs[0]
+
+    def flops(self, inputs: Sequence[Shape], output: Shape) -> int:
+        # 0 at inference, where dropout is the identity
+        return 0
+
+    def window(self, inputs: Sequence[Shape]) -> Window:
+        return POINTWISE
 
     def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module:
         from torch import nn
 
         return nn.Dropout(self.p)
 
+    def to_torch_in_place(self, inputs: Sequence[Shape]) -> torch.nn.Module:
+        from torch import nn
+
+        return nn.Dropout(self.p, inplace=True)
+
 
 @register
-class Identity(Op):
+class Identity(ParameterFree, Op):
     """`nn.Identity`: passes its input through; a named placeholder."""
 
     op: Literal["identity"] = "identity"
+    arity = (1, 1)
+    # its output is its input: overwriting one would overwrite the other
+    output_kept_for_backward = True
+    running_statistics = False
+    drawing_symbol = None
+    runs_in_place = False
 
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:
         return inputs[0]
+
+    def flops(self, inputs: Sequence[Shape], output: Shape) -> int:
+        # passes its input through: no arithmetic
+        return 0
+
+    def window(self, inputs: Sequence[Shape]) -> Window:
+        return POINTWISE
 
     def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module:
         from torch import nn
