@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from archspec.analysis import LayerReport, ReceptiveField, Report
+from archspec.analysis.receptive_field import Rational, format_rational
 
 #: Shown in cells with nothing to count (a ReLU has no parameters).
 NOTHING = "-"
@@ -113,8 +114,11 @@ def describe_field(field: ReceptiveField | None) -> str:
     return text if field.aligned else text + " (unaligned)"
 
 
-def _pair(values: tuple[int, int]) -> str:
-    return str(values[0]) if values[0] == values[1] else f"{values[0]}x{values[1]}"
+def _pair(values: tuple[Rational, Rational]) -> str:
+    first, second = values
+    if first == second:
+        return format_rational(first)
+    return f"{format_rational(first)}x{format_rational(second)}"
 
 
 def _shape(shape: tuple[int, ...]) -> str:

@@ -4,35 +4,77 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Literal
 
 from archspec.ops.base import GLOBAL, POINTWISE, Pair, Window
 
+#: An exact number of input pixels: an int when whole, else a Fraction (after upsampling).
+Rational = int | Fraction
+
 #: Where sizes, jumps and offsets saturate: strides multiplied through thousands of layers would
 #: otherwise outgrow a float, and every figure below this is exact in one.
 FIELD_LIMIT = 2**53
+#: The smallest jump: upsampled thousands of times, denominators would grow just as numerators do.
+JUMP_FLOOR = Fraction(1, FIELD_LIMIT)
+
+
+def exact(value: Rational) -> Rational:
+    """`value` as an int when it is whole, else as a Fraction in lowest terms."""
+    if isinstance(value, int):  # the common case, and the cheap one
+        return value
+    fraction = Fraction(value)
+    return fraction.numerator if fraction.denominator == 1 else fraction
+
+
+def format_rational(value: Rational) -> str:
+    """`7`, or a fraction as a decimal (`0.5`), never `1/2` (which reads as a stride)."""
+    value = exact(value)
+    return str(value) if isinstance(value, int) else f"{float(value):g}"
 
 
 @dataclass(frozen=True)
 class Axis:
-    """Receptive field along one axis, in input pixels.
+    """Receptive field along one axis, in input pixels, exact.
 
     size: pixels one output unit sees; jump: input pixels between neighbouring output units
     (effective stride); start: centre of the first output unit's field (may be half a pixel).
+    Unit i sees the input pixels whose centres lie strictly within start + i*jump +- size/2.
+
+    All three are rationals: upsampling steps by less than a pixel, so jump and start can be
+    fractions, and so can size when a later kernel spans a fraction of a pixel (2x2 after x2
+    upsampling adds half a pixel). Whole values are stored as ints, so fields of integer windows
+    compare, hash, print and serialise exactly as before. Upsampling a map of jump J > 1 is an
+    affine approximation: nearest's true centres are a staircase, up to J/2 pixels away.
     """
 
-    size: int
-    jump: int
-    start: float
+    size: Rational
+    jump: Rational
+    start: Rational
 
-    def step(self, kernel: int, stride: int, padding: int, dilation: int) -> Axis:
-        effective = dilation * (kernel - 1) + 1
-        start = self.start + ((effective - 1) / 2 - padding) * self.jump
+    def __post_init__(self) -> None:
+        for name in ("size", "jump", "start"):
+            object.__setattr__(self, name, exact(getattr(self, name)))
+
+    def step(self, kernel: int, stride: Rational, padding: Rational, dilation: int) -> Axis:
+        """Through a window: unit o reads positions o*stride - padding + i*dilation, i < kernel.
+
+        stride and padding may be fractions: upsampling by s is a stride of 1/s (see the torch
+        derivations in tests/test_receptive_field.py: nearest is kernel 1, padding (s-1)/(2s);
+        bilinear without align_corners is kernel 2, padding (2s-1)/(2s)).
+        """
+        reach = dilation * (kernel - 1)  # input steps from the window's first tap to its last
+        # size' = size + d(k-1) jump; jump' = jump s; start' = start + (d(k-1)/2 - p) jump
+        start = self.start + (Fraction(reach, 2) - padding) * self.jump
         return Axis(
-            size=min(self.size + (effective - 1) * self.jump, FIELD_LIMIT),
-            jump=min(self.jump * stride, FIELD_LIMIT),
-            start=max(-FIELD_LIMIT, min(start, FIELD_LIMIT)),
+            size=_clamp(self.size + reach * self.jump, 0, FIELD_LIMIT),
+            jump=_clamp(self.jump * stride, JUMP_FLOOR, FIELD_LIMIT),
+            start=_clamp(start, -FIELD_LIMIT, FIELD_LIMIT),
         )
+
+
+def _clamp(value: Rational, low: Rational, high: Rational) -> Rational:
+    return low if value < low else high if value > high else value
 
 
 @dataclass(frozen=True)
@@ -46,27 +88,27 @@ class ReceptiveField:
 
     @classmethod
     def of_input(cls) -> ReceptiveField:
-        return cls(Axis(1, 1, 0.0), Axis(1, 1, 0.0))
+        return cls(Axis(1, 1, 0), Axis(1, 1, 0))
 
     @classmethod
     def whole(cls, spatial: Pair) -> ReceptiveField:
         height, width = spatial
         return cls(
-            Axis(height, height, (height - 1) / 2),
-            Axis(width, width, (width - 1) / 2),
+            Axis(height, height, Fraction(height - 1, 2)),
+            Axis(width, width, Fraction(width - 1, 2)),
             is_global=True,
         )
 
     @property
-    def size(self) -> Pair:
+    def size(self) -> tuple[Rational, Rational]:
         return (self.height.size, self.width.size)
 
     @property
-    def stride(self) -> Pair:
+    def stride(self) -> tuple[Rational, Rational]:
         return (self.height.jump, self.width.jump)
 
     @property
-    def offset(self) -> tuple[float, float]:
+    def offset(self) -> tuple[Rational, Rational]:
         return (self.height.start, self.width.start)
 
     def through(self, window: Window | Literal["global"], input_spatial: Pair) -> ReceptiveField:
@@ -119,9 +161,5 @@ def misalignment(fields: Sequence[ReceptiveField]) -> str | None:
     return None
 
 
-def _pairs(values: Sequence[tuple[float, float]]) -> str:
-    return " vs ".join(f"{_number(a)}x{_number(b)}" for a, b in values)
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+def _pairs(values: Sequence[tuple[Rational, Rational]]) -> str:
+    return " vs ".join(f"{format_rational(a)}x{format_rational(b)}" for a, b in values)

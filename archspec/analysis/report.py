@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from archspec.analysis.receptive_field import ReceptiveField
+from archspec.analysis.receptive_field import Rational, ReceptiveField
 from archspec.errors import Diagnostic
 from archspec.ops.base import Op, Shape
 
@@ -105,13 +105,14 @@ def _field_json(field: ReceptiveField | None) -> dict[str, object] | None:
     if field is None:
         return None
     return {
-        "size": list(field.size),
-        "stride": list(field.stride),
+        "size": [_compact(value) for value in field.size],
+        "stride": [_compact(value) for value in field.stride],
         "offset": [_compact(value) for value in field.offset],
         "global": field.is_global,
         "aligned": field.aligned,
     }
 
 
-def _compact(value: float) -> int | float:
-    return int(value) if value.is_integer() else value
+def _compact(value: Rational) -> int | float:
+    # JSON has no fractions: whole values stay ints, the rest (after upsampling) become floats
+    return value if isinstance(value, int) else float(value)
