@@ -34,6 +34,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/analyze_speed.py
 	$(BIN)/python benchmarks/scaling.py
 	$(BIN)/python benchmarks/forward_speed.py
+	$(BIN)/python benchmarks/training_speed.py
 	$(BIN)/python benchmarks/export_speed.py
 
 clean:
