@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from archspec import ops
 from archspec.analysis import Report, analyze
 from archspec.errors import ArchspecError, Diagnostic, SpecError
 from archspec.ir import Layer, Network, unwrap
@@ -32,6 +33,7 @@ __all__ = [
     "compile",
     "export_onnx",
     "load",
+    "ops",
 ]
 
 

@@ -142,3 +142,20 @@ def test_a_network_built_in_python_never_imports_yaml():
 
 def test_analyze_takes_a_path():
     assert archspec.analyze(str(ROOT / "examples" / "lenet5.yaml")).totals.params == 61_706
+
+
+def test_every_registered_op_is_exposed_by_its_class_name():
+    from archspec import ops
+
+    for name, op_class in ops.OPS.items():
+        assert getattr(ops, op_class.__name__) is op_class, name
+        assert op_class.__name__ in ops.__all__
+    network = archspec.Network(
+        "n",
+        (3, 8, 8),
+        (
+            archspec.Layer("c", ops.Conv2d(out_channels=4, kernel=3)),
+            archspec.Layer("r", ops.ReLU()),
+        ),
+    )
+    assert archspec.analyze(network).totals.params == 112
