@@ -28,7 +28,7 @@ test: $(VENV)/.installed-dev
 	$(BIN)/pytest
 
 schema: $(VENV)/.installed
-	$(BIN)/python -m archspec.schema schemas/archspec.schema.json
+	$(BIN)/python -m archspec.frontend.schema schemas/archspec.schema.json
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/analyze_speed.py

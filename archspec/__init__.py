@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 from archspec import ops
 from archspec.analysis import Report, analyze
 from archspec.errors import ArchspecError, Diagnostic, SpecError
+from archspec.frontend.loader import Spec, load
 from archspec.ir import Layer, Network, unwrap
-from archspec.loader import Spec, load
 
 if TYPE_CHECKING:
     import torch

@@ -253,8 +253,8 @@ def _add_overrides(parser: argparse.ArgumentParser) -> None:
 
 def _override(text: str) -> tuple[str, Any]:
     """`NAME=VALUE`, the value read as YAML (safely, with the spec's limits)."""
-    from archspec.loader import override_problem
-    from archspec.source import parse_yaml
+    from archspec.frontend.loader import override_problem
+    from archspec.frontend.source import parse_yaml
 
     name, equals, raw = text.partition("=")
     name = name.strip()
@@ -293,7 +293,7 @@ def _input_shape(text: str) -> tuple[int, ...]:
 
 def _validate(args: argparse.Namespace) -> int:
     from archspec.analysis import analyze
-    from archspec.loader import load
+    from archspec.frontend.loader import load
 
     failed = False
     for path in args.specs:
@@ -316,18 +316,18 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _analyze(args: argparse.Namespace) -> int:
     from archspec.analysis import analyze
-    from archspec.loader import load
-    from archspec.render import to_json, to_markdown, to_table
+    from archspec.frontend.loader import load
+    from archspec.outputs.render import to_json, to_markdown, to_table
 
     if args.plot is not None:
         from archspec.files import check_writable
-        from archspec.plots import plot_format
+        from archspec.outputs.plots import plot_format
 
         plot_format(args.plot)  # before the analysis: a bad name fails fast, printing nothing
         check_writable(args.plot)
     report = analyze(load(args.spec, dict(args.overrides), args.freeze), args.input_shape)
     if args.plot is not None:
-        from archspec.plots import check_plottable
+        from archspec.outputs.plots import check_plottable
 
         check_plottable(report)  # before printing: a refused plot leaves no half of its output
     _print_diagnostics(report.warnings)
@@ -340,7 +340,7 @@ def _analyze(args: argparse.Namespace) -> int:
         print(to_table(report, color), end="")
     if args.plot is not None:
         # matplotlib is imported only now: analyze without --plot stays light
-        from archspec.plots import plot_report
+        from archspec.outputs.plots import plot_report
 
         plot_report(report, args.plot)
     return EXIT_OK
@@ -362,7 +362,7 @@ def _compile(args: argparse.Namespace) -> int:
         )
     from archspec.analysis import analyze
     from archspec.files import atomic_write, check_readable, check_writable
-    from archspec.loader import load
+    from archspec.frontend.loader import load
 
     check_writable(output)
     if args.weights is not None:
@@ -417,7 +417,7 @@ def _export(args: argparse.Namespace) -> int:
     if output.suffix != ".onnx":
         raise UsageError(f"export writes ONNX: name the output *.onnx, not {str(output)!r}")
     from archspec.files import check_readable, check_writable
-    from archspec.loader import load
+    from archspec.frontend.loader import load
 
     check_writable(output)
     if args.weights is not None:
@@ -475,9 +475,9 @@ def _graph(args: argparse.Namespace) -> int:
     if args.depth is not None and args.depth < 1:
         raise UsageError(f"--depth must be 1 or more, got {args.depth}")
     from archspec.analysis import analyze
-    from archspec.diagram import build_diagram, graphviz, render_dot, to_dot, to_mermaid
     from archspec.files import atomic_write, check_writable
-    from archspec.loader import load
+    from archspec.frontend.loader import load
+    from archspec.outputs.diagram import build_diagram, graphviz, render_dot, to_dot, to_mermaid
 
     check_writable(output)
     if output.suffix in (".svg", ".png"):

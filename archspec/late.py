@@ -40,7 +40,9 @@ def resolve(op_name: str, fields: Mapping[str, Any], inputs: Sequence[Shape], co
 
     LateFieldError lists what does not fit, each message starting with `context`.
     """
-    from archspec.expressions import resolve_value  # the Deferred values are the frontend's
+    from archspec.frontend.expressions import (
+        resolve_value,  # the Deferred values are the frontend's
+    )
 
     late = late_values(inputs)
     resolved = {}

@@ -9,7 +9,7 @@ import pytest
 
 import archspec
 from archspec.cli import main
-from archspec.diagram import build_diagram, to_dot, to_mermaid
+from archspec.outputs.diagram import build_diagram, to_dot, to_mermaid
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden" / "graphs"

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from timing import within
 
 from archspec.errors import ExpressionError
-from archspec.expressions import (
+from archspec.frontend.expressions import (
     MAX_MAGNITUDE,
     Deferred,
     contains_deferred,

@@ -7,7 +7,7 @@ from torch import fx, nn
 
 import archspec
 from archspec.backends.torch import CompiledNetwork
-from archspec.names import MODULE_ATTRIBUTES, layer_name_problem
+from archspec.frontend.names import MODULE_ATTRIBUTES, layer_name_problem
 
 
 def test_the_list_covers_every_public_attribute_of_the_modules_layers_live_in():

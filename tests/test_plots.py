@@ -14,8 +14,8 @@ import pytest
 from archspec.analysis import analyze
 from archspec.cli import main
 from archspec.errors import UsageError
-from archspec.loader import load
-from archspec.plots import DPI, FIGURE_SIZE, _short_labels, _tick_positions, plot_report
+from archspec.frontend.loader import load
+from archspec.outputs.plots import DPI, FIGURE_SIZE, _short_labels, _tick_positions, plot_report
 
 pytest.importorskip("matplotlib")
 

@@ -35,7 +35,7 @@ from archspec.analysis.receptive_field import FIELD_LIMIT, JUMP_FLOOR
 from archspec.analysis.report import _field_json
 from archspec.backends.torch import compile_module
 from archspec.ops import Window
-from archspec.render import describe_field
+from archspec.outputs.render import describe_field
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

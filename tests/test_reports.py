@@ -10,7 +10,7 @@ import pytest
 
 import archspec
 from archspec import Report
-from archspec.render import to_json, to_markdown, to_table
+from archspec.outputs.render import to_json, to_markdown, to_table
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"

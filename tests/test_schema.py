@@ -9,8 +9,8 @@ import jsonschema
 import pytest
 import yaml
 
+from archspec.frontend.schema import render_schema
 from archspec.ops import OPS
-from archspec.schema import render_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_FILE = ROOT / "schemas" / "archspec.schema.json"

@@ -10,9 +10,9 @@ import pytest
 from timing import within
 
 import archspec
-from archspec import source
 from archspec.errors import Position, SpecError
-from archspec.source import parse_yaml, read_source
+from archspec.frontend import source
+from archspec.frontend.source import parse_yaml, read_source
 
 SPEC = """\
 name: net

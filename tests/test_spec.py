@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 import archspec
 from archspec.errors import SpecError
-from archspec.spec import BlockLayer, GroupLayer, OpLayer, SpecDocument
+from archspec.frontend.spec import BlockLayer, GroupLayer, OpLayer, SpecDocument
 
 HEAD = "name: net\ninput: [3, 32, 32]\n"
 DIAGNOSTIC = re.compile(r"^net\.yaml:\d+:\d+: error: ")

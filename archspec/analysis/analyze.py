@@ -43,7 +43,7 @@ def _network_of(
     subject: Network | HasNetwork | str | Path, origins: Origins | None
 ) -> tuple[Network, Origins]:
     if isinstance(subject, str | Path):
-        from archspec.loader import load  # a path is the YAML frontend's to read
+        from archspec.frontend.loader import load  # a path is the YAML frontend's to read
 
         subject = load(subject)
     network, own = unwrap(subject)

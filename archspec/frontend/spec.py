@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from archspec.errors import Diagnostic
-from archspec.names import layer_name_problem
+from archspec.frontend.names import layer_name_problem
 from archspec.ops.base import MAX_DIM
 from archspec.validation import SourcePath, field_messages
 from archspec.validation import real_path as _real_path
@@ -30,7 +30,7 @@ NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 MAX_NAME_LENGTH = 128
 
 if TYPE_CHECKING:
-    from archspec.source import SourceDocument
+    from archspec.frontend.source import SourceDocument
 
 
 def _not_a_keyword(name: str) -> str:

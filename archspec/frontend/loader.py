@@ -18,17 +18,22 @@ from archspec.errors import (
     shown,
     suggest,
 )
-from archspec.expressions import contains_deferred, evaluate_value, names_in
+from archspec.frontend.expansion import build_graph, expansion_errors
+from archspec.frontend.expressions import contains_deferred, evaluate_value, names_in
+from archspec.frontend.layers import LayerGraph
+from archspec.frontend.spec import (
+    SpecDocument,
+    broken_entries,
+    validation_diagnostics,
+    with_stand_ins,
+)
 from archspec.gcpause import paused_gc
-from archspec.graph import build_graph, expansion_errors
 from archspec.ir import Layer, Network, Pending
 from archspec.late import LATE_NAMES
-from archspec.layers import LayerGraph
-from archspec.spec import SpecDocument, broken_entries, validation_diagnostics, with_stand_ins
 from archspec.validation import SourcePath
 
 if TYPE_CHECKING:
-    from archspec.source import SourceDocument
+    from archspec.frontend.source import SourceDocument
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,7 @@ def load(
     dotted-name patterns of frozen layers to the spec's own (`["*", "!fc"]`). Raises SpecError
     listing every problem found, each with its file, line and column.
     """
-    from archspec.source import read_source  # imports yaml: only once a spec is read
+    from archspec.frontend.source import read_source  # imports yaml: only once a spec is read
 
     with paused_gc():
         source = read_source(spec)

@@ -1,4 +1,4 @@
-"""Stage `graph`: groups, blocks and repeats expanded into a layer graph with dotted names."""
+"""Stage `expansion`: groups, blocks and repeats expanded into layers with dotted names."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import pytest
 from timing import within
 
 import archspec
-from archspec import graph as graph_module
 from archspec.errors import SpecError, UsageError
-from archspec.expressions import Deferred
-from archspec.layers import LayerGraph
+from archspec.frontend import expansion as graph_module
+from archspec.frontend.expressions import Deferred
+from archspec.frontend.layers import LayerGraph
 
 HEAD = "name: net\ninput: [3, 32, 32]\n"
 

@@ -1,6 +1,6 @@
 """Generate the JSON Schema of specs from the Pydantic models, for editor completion and checks.
 
-Run `python -m archspec.schema schemas/archspec.schema.json` to regenerate the committed file.
+Regenerate the committed file with `make schema`.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from archspec.frontend.spec import SpecDocument
 from archspec.ops.registry import OPS
-from archspec.spec import SpecDocument
 
 SCHEMA_URL = "https://json-schema.org/draft/2020-12/schema"
 EXPRESSION = {"type": "string", "description": "an expression over parameters, e.g. planes * 4"}
@@ -59,7 +59,7 @@ def render_schema() -> str:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m archspec.schema OUTPUT.json", file=sys.stderr)
+        print("usage: python -m archspec.frontend.schema OUTPUT.json", file=sys.stderr)
         return 2
     Path(argv[0]).write_text(render_schema())
     return 0

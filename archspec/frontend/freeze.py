@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 
 from archspec.errors import suggest
-from archspec.layers import Layer
+from archspec.frontend.layers import Layer
 from archspec.validation import SourcePath
 
 #: Glob patterns times group and layer names they are tried on; past this, a freeze list is

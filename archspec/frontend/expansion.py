@@ -6,12 +6,12 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from archspec.errors import Diagnostic, ExpressionError, SpecError, suggest
-from archspec.expressions import Deferred, contains_deferred, evaluate, evaluate_value
-from archspec.freeze import apply_freeze
-from archspec.layers import INPUT, Layer, LayerGraph, topological_order, validate_op
+from archspec.frontend.expressions import Deferred, contains_deferred, evaluate, evaluate_value
+from archspec.frontend.freeze import apply_freeze
+from archspec.frontend.layers import INPUT, Layer, LayerGraph, topological_order, validate_op
+from archspec.frontend.scopes import Member, Name, Node, Ref, Resolver, Scope
+from archspec.frontend.spec import BlockLayer, GroupLayer, LayerEntry, OpLayer, SpecDocument
 from archspec.ops.registry import OPS, lookup
-from archspec.scopes import Member, Name, Node, Ref, Resolver, Scope
-from archspec.spec import BlockLayer, GroupLayer, LayerEntry, OpLayer, SpecDocument
 from archspec.validation import SourcePath
 
 #: Bound on expanded layers and on block nesting: a `repeat: 1000000000` is an error, not a hang.
@@ -25,7 +25,7 @@ INSTANCES_PER_LAYER = 4
 MAX_ERRORS = 200
 
 if TYPE_CHECKING:
-    from archspec.source import SourceDocument
+    from archspec.frontend.source import SourceDocument
 
 
 def build_graph(

@@ -11,15 +11,15 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from archspec.errors import SpecError, suggest
+from archspec.frontend.spec import validation_diagnostics
 from archspec.ops.base import Op, Shape
 from archspec.ops.registry import OPS, build_op
-from archspec.spec import validation_diagnostics
 from archspec.validation import SourcePath
 
 if TYPE_CHECKING:
     import networkx as nx
 
-    from archspec.source import SourceDocument
+    from archspec.frontend.source import SourceDocument
 
 #: The graph node standing for the network input; `input` in a spec names it (or a block's input).
 INPUT = "input"
