@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from archspec.errors import ArchspecError, Diagnostic, Position, suggest
+from archspec.errors import Diagnostic, Position, SpecError, suggest
 from archspec.ops.base import MAX_DIM, Op, Shape
 
 #: The name by which a layer reads the network's input.
@@ -21,7 +21,7 @@ INPUT = "input"
 CYCLE_SHOWN = 8
 
 
-class NetworkError(ArchspecError):
+class NetworkError(SpecError):
     """A network that cannot exist: unknown inputs, a cycle, a wrong number of inputs."""
 
 
@@ -190,7 +190,20 @@ def _count(low: int, high: int | None) -> str:
     return str(low) if low == high else f"at least {low}" if high is None else f"{low} to {high}"
 
 
-def topological_order(layers: Sequence[Layer], origins: Origins | None = None) -> tuple[str, ...]:
+class Node(Protocol):
+    """What ordering needs of a layer: its name, what it reads, where it was written."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def inputs(self) -> tuple[str, ...]: ...
+
+    @property
+    def origin(self) -> Any: ...
+
+
+def topological_order(layers: Sequence[Node], origins: Origins | None = None) -> tuple[str, ...]:
     """Layer names in topological order, earliest declared first among those ready (Kahn's).
 
     NetworkError naming the layers of a cycle, positioned through `origins` when given.
@@ -214,7 +227,7 @@ def topological_order(layers: Sequence[Layer], origins: Origins | None = None) -
                 heapq.heappush(ready, position[reader])
     if len(order) < len(layers):
         blocked = {name for name, count in waiting.items() if count}
-        cycle = _find_cycle({layer.name: layer for layer in layers}, blocked, position)
+        cycle = _find_cycle({layer.name: layer.inputs for layer in layers}, blocked, position)
         shown = [*cycle, cycle[0]] if len(cycle) <= CYCLE_SHOWN else cycle[:CYCLE_SHOWN]
         more = f" -> ... ({len(cycle):,} layers in the cycle)" if len(cycle) > CYCLE_SHOWN else ""
         message = f"cycle between layers: {' -> '.join(shown)}{more}"
@@ -225,7 +238,7 @@ def topological_order(layers: Sequence[Layer], origins: Origins | None = None) -
 
 
 def _find_cycle(
-    layers: Mapping[str, Layer], blocked: set[str], position: Mapping[str, int]
+    inputs: Mapping[str, tuple[str, ...]], blocked: set[str], position: Mapping[str, int]
 ) -> list[str]:
     """Walk back along inputs among layers that never became ready; the walk must loop."""
     path: list[str] = []
@@ -234,7 +247,7 @@ def _find_cycle(
     while name not in seen:
         seen[name] = len(path)
         path.append(name)
-        name = next(p for p in layers[name].inputs if p in blocked)
+        name = next(p for p in inputs[name] if p in blocked)
     cycle = list(reversed(path[seen[name] :]))  # reversed: in the direction data flows
     first = cycle.index(min(cycle, key=position.__getitem__))
     return cycle[first:] + cycle[:first]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from archspec.analysis.report import BYTES_PER_ELEMENT, Report
-from archspec.frontend.layers import INPUT
+from archspec.ir import INPUT
 from archspec.ops.base import numel
 
 

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any
 from archspec.errors import Diagnostic, ExpressionError, SpecError, suggest
 from archspec.frontend.expressions import Deferred, contains_deferred, evaluate, evaluate_value
 from archspec.frontend.freeze import apply_freeze
-from archspec.frontend.layers import INPUT, Layer, LayerGraph, topological_order, validate_op
+from archspec.frontend.layers import Layer, LayerGraph, validate_op
 from archspec.frontend.scopes import Member, Name, Node, Ref, Resolver, Scope
 from archspec.frontend.spec import BlockLayer, GroupLayer, LayerEntry, OpLayer, SpecDocument
+from archspec.ir import INPUT, topological_order
 from archspec.ops.registry import OPS, lookup
 from archspec.validation import SourcePath
 
@@ -41,7 +42,9 @@ def build_graph(
     expander, outputs = _expand(document, source, params, freeze, set())
     if expander.errors:
         raise SpecError.collect(expander.errors)
-    order = topological_order(expander.layers, source)
+    from archspec.frontend.source import SourceOrigins  # the caller has read the YAML already
+
+    order = list(topological_order(list(expander.layers.values()), SourceOrigins(source)))
     if outputs == [INPUT] or not order:
         raise SpecError.collect([source.error(("layers",), "the network has no layers")])
     return LayerGraph(expander.layers, tuple(document.input), tuple(outputs), order)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -12,6 +11,7 @@ from pydantic import ValidationError
 
 from archspec.errors import SpecError, suggest
 from archspec.frontend.spec import validation_diagnostics
+from archspec.ir import INPUT
 from archspec.ops.base import Op, Shape
 from archspec.ops.registry import OPS, build_op
 from archspec.validation import SourcePath
@@ -20,11 +20,6 @@ if TYPE_CHECKING:
     import networkx as nx
 
     from archspec.frontend.source import SourceDocument
-
-#: The graph node standing for the network input; `input` in a spec names it (or a block's input).
-INPUT = "input"
-#: Layers of a cycle named in its error; a cycle through 100,000 layers is not listed whole.
-CYCLE_SHOWN = 8
 
 
 @dataclass
@@ -38,6 +33,11 @@ class Layer:
     op: Op | None = None  # validated now, or during analysis when a field was deferred
     inputs: tuple[str, ...] = ()
     frozen: bool = False
+
+    @property
+    def origin(self) -> SourcePath:
+        """Where the layer is written: what `SourceOrigins` turns into a position."""
+        return self.source_path
 
 
 @dataclass
@@ -104,51 +104,3 @@ def validate_op(layer: Layer, source: SourceDocument, env: Mapping[str, Any]) ->
                 error, source, layer.source_path, context, dict.fromkeys(fields), hint
             )
         ) from error
-
-
-def topological_order(layers: Mapping[str, Layer], source: SourceDocument) -> list[str]:
-    """Layers in topological order, earliest written first among those ready (Kahn's algorithm)."""
-    position = {name: index for index, name in enumerate(layers)}
-    waiting = {name: sum(p != INPUT for p in layer.inputs) for name, layer in layers.items()}
-    readers: dict[str, list[str]] = {name: [] for name in layers}
-    for name, layer in layers.items():
-        for producer in layer.inputs:
-            if producer != INPUT:
-                readers[producer].append(name)
-    ready = [position[name] for name, count in waiting.items() if count == 0]
-    heapq.heapify(ready)
-    names = list(layers)
-    order: list[str] = []
-    while ready:
-        name = names[heapq.heappop(ready)]
-        order.append(name)
-        for reader in readers[name]:
-            waiting[reader] -= 1
-            if waiting[reader] == 0:
-                heapq.heappush(ready, position[reader])
-    if len(order) < len(layers):
-        cycle = _find_cycle(layers, {name for name, count in waiting.items() if count}, position)
-        first = layers[cycle[0]]
-        shown = (
-            [*cycle[:CYCLE_SHOWN], cycle[0]] if len(cycle) <= CYCLE_SHOWN else cycle[:CYCLE_SHOWN]
-        )
-        more = f" -> ... ({len(cycle):,} layers in the cycle)" if len(cycle) > CYCLE_SHOWN else ""
-        message = f"cycle between layers: {' -> '.join(shown)}{more}"
-        raise SpecError.collect([source.error(first.source_path, message)])
-    return order
-
-
-def _find_cycle(
-    layers: Mapping[str, Layer], blocked: set[str], position: Mapping[str, int]
-) -> list[str]:
-    """Walk back along inputs among layers that never became ready; the walk must loop."""
-    path: list[str] = []
-    seen: dict[str, int] = {}
-    name = min(blocked, key=position.__getitem__)
-    while name not in seen:
-        seen[name] = len(path)
-        path.append(name)
-        name = next(p for p in layers[name].inputs if p in blocked)
-    cycle = list(reversed(path[seen[name] :]))  # reversed: in the direction data flows
-    first = cycle.index(min(cycle, key=position.__getitem__))
-    return cycle[first:] + cycle[:first]

@@ -12,7 +12,6 @@ from pydantic import ValidationError
 from archspec.errors import (
     Diagnostic,
     ExpressionError,
-    Position,
     SpecError,
     UsageError,
     shown,
@@ -33,7 +32,7 @@ from archspec.late import LATE_NAMES
 from archspec.validation import SourcePath
 
 if TYPE_CHECKING:
-    from archspec.frontend.source import SourceDocument
+    from archspec.frontend.source import SourceDocument, SourceOrigins
 
 
 @dataclass(frozen=True)
@@ -52,19 +51,6 @@ class Spec:
     @property
     def file(self) -> str:
         return self.source.file
-
-
-@dataclass(frozen=True)
-class SourceOrigins:
-    """Where a layer, or one of its fields, is written: a layer's origin is its path in the
-    parsed document (`("layers", 4)`), which the document's position table turns into a place."""
-
-    source: SourceDocument
-
-    def position(self, origin: Any, field: str | None = None) -> Position | None:
-        if not isinstance(origin, tuple):
-            return None
-        return self.source.position((*origin, field) if field is not None else origin)
 
 
 def to_network(name: str, graph: LayerGraph) -> Network:
@@ -91,7 +77,8 @@ def load(
     dotted-name patterns of frozen layers to the spec's own (`["*", "!fc"]`). Raises SpecError
     listing every problem found, each with its file, line and column.
     """
-    from archspec.frontend.source import read_source  # imports yaml: only once a spec is read
+    # imports yaml: only once a spec is read
+    from archspec.frontend.source import SourceOrigins, read_source
 
     with paused_gc():
         source = read_source(spec)

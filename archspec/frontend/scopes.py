@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archspec.errors import suggest
-from archspec.frontend.layers import INPUT
+from archspec.ir import INPUT
 from archspec.validation import SourcePath
 
 

@@ -79,6 +79,19 @@ class SourceDocument:
         return Diagnostic(message, where)
 
 
+@dataclass(frozen=True)
+class SourceOrigins:
+    """Where a layer, or one of its fields, is written: a layer's origin is its path in the
+    parsed document (`("layers", 4)`), which the document's position table turns into a place."""
+
+    source: SourceDocument
+
+    def position(self, origin: object, field: str | None = None) -> Position | None:
+        if not isinstance(origin, tuple):
+            return None
+        return self.source.position((*origin, field) if field is not None else origin)
+
+
 def read_source(spec: str | Path) -> SourceDocument:
     """Parse a spec given as a path or as YAML text.
 

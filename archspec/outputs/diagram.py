@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from archspec.analysis import Report
 from archspec.errors import UsageError
-from archspec.frontend.layers import INPUT
+from archspec.ir import INPUT
 from archspec.ops.base import Shape
 
 #: Graphviz's layout grows faster than linearly: beyond this a drawing takes minutes.
