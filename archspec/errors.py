@@ -75,7 +75,7 @@ class ExpressionError(ArchspecError):
     """An expression in a spec cannot be evaluated."""
 
 
-class SourceError(ArchspecError):
+class GeneratedSourceError(ArchspecError):
     """A compiled network that standalone PyTorch source cannot reproduce exactly."""
 
 

@@ -10,10 +10,14 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Protocol
 
 from archspec.errors import Diagnostic, Position, SpecError, suggest
 from archspec.ops.base import MAX_DIM, Op, Shape
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 #: The name by which a layer reads the network's input.
 INPUT = "input"
@@ -118,7 +122,21 @@ class Network:
     def in_order(self) -> Iterable[Layer]:
         return (self.by_name[name] for name in self.order)
 
-    @property
+    @cached_property
+    def graph(self) -> nx.DiGraph:
+        """The layers as a networkx DiGraph: node `input` and one node per layer (attribute
+        `layer`), an edge per input. Built on first use: importing networkx takes 0.2 s."""
+        import networkx as nx
+
+        graph = nx.DiGraph()
+        graph.add_node(INPUT, layer=None)
+        for name in self.order:
+            graph.add_node(name, layer=self.by_name[name])
+        for name in self.order:
+            graph.add_edges_from((producer, name) for producer in self.by_name[name].inputs)
+        return graph
+
+    @cached_property
     def readers(self) -> dict[str, int]:
         """How many layers read each layer's output."""
         counts = dict.fromkeys(self.by_name, 0)

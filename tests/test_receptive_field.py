@@ -80,7 +80,7 @@ def test_zoo_fields_match_gradients(path):
     """A middle layer and the last spatial one: their top-left unit and a central one."""
     spec = archspec.load(path)
     size = ZOO_SIZES.get(path.stem)
-    report = archspec.analyze(spec, (spec.graph.input_shape[0], size, size) if size else None)
+    report = archspec.analyze(spec, (spec.network.input[0], size, size) if size else None)
     chosen = spatial_layers(report)
     if not chosen:
         pytest.skip(f"{path.stem} has no layer with a spatial receptive field")

@@ -256,7 +256,7 @@ def test_merge_keys_in_a_spec():
         "  - &conv {op: conv2d, out_channels: 4, kernel: 3, padding: 1}\n"
         "  - {<<: *conv, out_channels: 8}\n"
     )
-    graph = archspec.load(text).graph
+    graph = archspec.load(text).expanded
     assert graph.layer("1").fields == {"out_channels": 8, "kernel": 3, "padding": 1}
 
 

@@ -19,7 +19,7 @@ from torch import fx, nn
 import archspec
 from archspec.backends.torch import compile_module
 from archspec.backends.torch_source import generate_source
-from archspec.errors import SourceError
+from archspec.errors import GeneratedSourceError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -281,7 +281,7 @@ def partly_frozen() -> nn.Module:
     ids=["foreign", "bare_stride", "infinite", "embedding", "function", "partly_frozen"],
 )
 def test_unwritable_network_is_refused(module, message):
-    with pytest.raises(SourceError, match=message):
+    with pytest.raises(GeneratedSourceError, match=message):
         generate_source(module, "Network")
 
 
@@ -293,7 +293,8 @@ def test_layer_named_like_a_module_dict_method_is_refused():
     graph = fx.Graph()
     graph.output(graph.call_module("head.keys", (graph.placeholder("input"),)))
     with pytest.raises(
-        SourceError, match=r"layer name 'head\.keys': 'keys' is a method of nn\.ModuleDict$"
+        GeneratedSourceError,
+        match=r"layer name 'head\.keys': 'keys' is a method of nn\.ModuleDict$",
     ):
         generate_source(fx.GraphModule(root, graph), "Network")
 
@@ -305,12 +306,16 @@ def test_train_override_it_cannot_mirror_is_refused():
 
     module = graph_module(nn.ReLU())
     module = Custom(module, module.graph)
-    with pytest.raises(SourceError, match=r"Custom overrides train\(\); it cannot be mirrored"):
+    with pytest.raises(
+        GeneratedSourceError, match=r"Custom overrides train\(\); it cannot be mirrored"
+    ):
         generate_source(module, "Network")
 
 
 def test_bad_class_name_is_refused():
-    with pytest.raises(SourceError, match=r"class name 'class' is not a Python identifier"):
+    with pytest.raises(
+        GeneratedSourceError, match=r"class name 'class' is not a Python identifier"
+    ):
         generate_source(graph_module(nn.ReLU()), "class")
 
 

@@ -14,7 +14,7 @@ from collections.abc import Collection
 import torch
 from torch import fx
 
-from archspec.errors import SourceError
+from archspec.errors import GeneratedSourceError
 
 #: ruff's and black's default, so the file passes their checks in most projects.
 LINE_LENGTH = 88
@@ -26,7 +26,7 @@ def forward_lines(module: fx.GraphModule) -> tuple[list[str], list[str]]:
     code = module.graph.python_code(root_module="self")
     function = ast.parse(code.src).body[0]
     if not isinstance(function, ast.FunctionDef) or len(function.args.args) != 2:
-        raise SourceError("the fx code is not a forward(self, input) function")
+        raise GeneratedSourceError("the fx code is not a forward(self, input) function")
     placeholder, steps, result = _steps(function)
     last = {placeholder: -1} | {target: index for index, (target, _) in enumerate(steps)}
     values = [*(value for _, value in steps), result]
@@ -69,7 +69,7 @@ def _imports(
 ) -> tuple[list[str], dict[str, str]]:
     """The file's imports, and dotted names for fx's globals (`_operator_abs`: `operator.abs`).
 
-    SourceError for a global that importing torch and operator does not give.
+    GeneratedSourceError for a global that importing torch and operator does not give.
     """
     dotted = {}
     for name in sorted({name for value in code for name in _names(value)} - {"self", *local}):
@@ -82,7 +82,9 @@ def _imports(
         else:
             parts = [getattr(value, "__module__", None), getattr(value, "__qualname__", name)]
             where = ".".join(part for part in parts if part)
-            raise SourceError(f"the fx code uses {where}, which torch and operator do not define")
+            raise GeneratedSourceError(
+                f"the fx code uses {where}, which torch and operator do not define"
+            )
     lines = ["import torch", "from torch import nn"]
     return (["import operator", "", *lines] if dotted else lines), dotted
 
@@ -107,8 +109,8 @@ def _steps(function: ast.FunctionDef) -> tuple[str, list[tuple[str, ast.expr]], 
             case ast.Return(value=ast.expr() as value):
                 return placeholder, steps, _Rename(aliases).visit(value)
             case _:
-                raise SourceError(f"unexpected fx code: {ast.unparse(statement)}")
-    raise SourceError("the fx code returns nothing")
+                raise GeneratedSourceError(f"unexpected fx code: {ast.unparse(statement)}")
+    raise GeneratedSourceError("the fx code returns nothing")
 
 
 def _names(value: ast.expr) -> list[str]:

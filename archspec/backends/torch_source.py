@@ -12,7 +12,7 @@ from torch import fx, nn
 
 from archspec.backends.forward_code import INDENT, double_quotes, forward_lines, wrap
 from archspec.backends.frozen import pinned, plain_class
-from archspec.errors import SourceError
+from archspec.errors import GeneratedSourceError
 
 _NOT_ARGUMENTS = {"self", "device", "dtype"}
 _VARIADIC = {inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD}
@@ -50,12 +50,12 @@ def generate_source(
     """The text of a Python module defining `class <class_name>(nn.Module)`.
 
     Its `state_dict()` keys and shapes are `module`'s, its `forward` is `module`'s fx code and
-    it freezes the same parameters; SourceError rather than code that would differ.
+    it freezes the same parameters; GeneratedSourceError rather than code that would differ.
     `spec_name` and `input_shape` (per sample) only go into the header docstring; by default
     they are read from `module.meta` (`archspec_spec_name`, `archspec_input_shape`).
     """
     if not class_name.isidentifier() or keyword.iskeyword(class_name):
-        raise SourceError(f"class name {class_name!r} is not a Python identifier")
+        raise GeneratedSourceError(f"class name {class_name!r} is not a Python identifier")
     spec_name = spec_name or module.meta.get("archspec_spec_name")
     input_shape = input_shape or module.meta.get("archspec_input_shape")
     forward, imports = forward_lines(module)
@@ -104,14 +104,16 @@ def _module_lines(indent: str, head: str, module: nn.Module, tail: str, path: st
     if type(module) is not nn.Module:
         try:
             function, arguments = _constructor(module)
-        except SourceError as error:
-            raise SourceError(f"layer {path!r}: {error.message}") from None
+        except GeneratedSourceError as error:
+            raise GeneratedSourceError(f"layer {path!r}: {error.message}") from None
         return wrap(indent, f"{head}{function}(", arguments, f"){tail}")
     lines = [f"{indent}{head}nn.ModuleDict({{"]
     for key, child in _children(module, path):
         # ModuleDict would refuse the key in the generated __init__
         if hasattr(nn.ModuleDict, key):
-            raise SourceError(f"layer name '{path}.{key}': {key!r} is a method of nn.ModuleDict")
+            raise GeneratedSourceError(
+                f"layer name '{path}.{key}': {key!r} is a method of nn.ModuleDict"
+            )
         lines += _module_lines(indent + INDENT, f"{_literal(key)}: ", child, ",", f"{path}.{key}")
     return [*lines, f"{indent}}}){tail}"]
 
@@ -120,7 +122,7 @@ def _children(group: nn.Module, path: str) -> list[tuple[str, nn.Module]]:
     """The children of a group (or of the network: path ""), which holds no tensors itself."""
     if group._parameters or group._buffers:
         what = f"group {path!r}" if path else "the network"
-        raise SourceError(f"{what} holds parameters or buffers outside its layers")
+        raise GeneratedSourceError(f"{what} holds parameters or buffers outside its layers")
     return [(key, child) for key, child in group._modules.items() if child is not None]
 
 
@@ -132,7 +134,7 @@ def _constructor(leaf: nn.Module) -> tuple[str, list[str]]:
     """
     cls = plain_class(leaf)  # a frozen norm pinned to eval mode is built as the torch.nn class
     if getattr(nn, cls.__name__, None) is not cls:
-        raise SourceError(f"{cls.__module__}.{cls.__qualname__} is not in torch.nn")
+        raise GeneratedSourceError(f"{cls.__module__}.{cls.__qualname__} is not in torch.nn")
     expected = _fingerprint(leaf)
     # layers alike (every ReLU, every 3x3 conv of 64) are built alike: recover the call once,
     # since each check builds copies of the layer (a quarter of a millisecond each)
@@ -164,7 +166,9 @@ def _recover(
             return False
 
     if not rebuilds(keywords):
-        raise SourceError(f"nn.{cls.__name__}: its constructor arguments cannot be recovered")
+        raise GeneratedSourceError(
+            f"nn.{cls.__name__}: its constructor arguments cannot be recovered"
+        )
     # to stay short, leave out what the default gives back (Conv2d's `stride=(1, 1)`)
     for name, parameter in signature.parameters.items():
         shorter = {key: value for key, value in keywords.items() if key != name}
@@ -196,7 +200,7 @@ def _arguments(
 def _argument(leaf: nn.Module, parameter: inspect.Parameter) -> object:
     name = f"nn.{plain_class(leaf).__name__}"
     if not hasattr(leaf, parameter.name):
-        raise SourceError(f"{name} keeps no attribute for its argument {parameter.name!r}")
+        raise GeneratedSourceError(f"{name} keeps no attribute for its argument {parameter.name!r}")
     value: object = getattr(leaf, parameter.name)
     # a flag like `bias=True` is stored as the Parameter it created, or None
     if isinstance(parameter.default, bool) and (value is None or isinstance(value, torch.Tensor)):
@@ -206,7 +210,9 @@ def _argument(leaf: nn.Module, parameter: inspect.Parameter) -> object:
     except (ValueError, SyntaxError):
         literal = None
     if type(literal) is not type(value) or literal != value:
-        raise SourceError(f"{name} argument {parameter.name!r} = {value!r} is not a literal")
+        raise GeneratedSourceError(
+            f"{name} argument {parameter.name!r} = {value!r} is not a literal"
+        )
     return value
 
 
@@ -242,7 +248,7 @@ def _frozen(module: nn.Module) -> list[str]:
     covered = {f"{n}.{key}" for n in names for key, _ in module.get_submodule(n).named_parameters()}
     if covered != frozen:
         partly = sorted(frozen - covered)[0].rpartition(".")[0]
-        raise SourceError(f"only some parameters of {partly!r} are frozen")
+        raise GeneratedSourceError(f"only some parameters of {partly!r} are frozen")
     return names
 
 
@@ -250,7 +256,7 @@ def _frozen_norms(module: fx.GraphModule) -> tuple[str, ...]:
     """The layers pinned to eval mode (frozen batch norms), which a `train` override keeps so."""
     if type(module).train is not nn.Module.train:
         owner = next(cls for cls in type(module).__mro__ if "train" in vars(cls))
-        raise SourceError(f"{owner.__name__} overrides train(); it cannot be mirrored")
+        raise GeneratedSourceError(f"{owner.__name__} overrides train(); it cannot be mirrored")
     return pinned(module)
 
 

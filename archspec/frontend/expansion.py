@@ -9,7 +9,7 @@ from archspec.errors import Diagnostic, ExpressionError, SpecError, suggest
 from archspec.frontend.expressions import Deferred, contains_deferred, evaluate, evaluate_value
 from archspec.frontend.freeze import apply_freeze
 from archspec.frontend.layers import Layer, LayerGraph, validate_op
-from archspec.frontend.scopes import Member, Name, Node, Ref, Resolver, Scope
+from archspec.frontend.scopes import Member, NameRef, NodeRef, Ref, Resolver, Scope
 from archspec.frontend.spec import BlockLayer, GroupLayer, LayerEntry, OpLayer, SpecDocument
 from archspec.ir import INPUT, topological_order
 from archspec.ops.registry import OPS, lookup
@@ -71,11 +71,12 @@ def _expand(
     broken: set[SourcePath],
 ) -> tuple[_Expander, list[str]]:
     expander = _Expander(document, source, broken)
-    top = Scope("", params, Node(INPUT), None, sealed=True)
+    top = Scope("", params, NodeRef(INPUT), None, sealed=True)
     expander.expand_sequence(document.layers, ("layers",), top)
     expander.link()
     output_refs = [
-        Name(top, name, ("outputs", i), "outputs") for i, name in enumerate(document.outputs or [])
+        NameRef(top, name, ("outputs", i), "outputs")
+        for i, name in enumerate(document.outputs or [])
     ]
     outputs = (
         [expander.resolver.resolve(ref) for ref in output_refs]
@@ -93,7 +94,7 @@ def _expand(
     return expander, outputs
 
 
-def _check_outputs(expander: _Expander, refs: list[Name], outputs: list[str]) -> None:
+def _check_outputs(expander: _Expander, refs: list[NameRef], outputs: list[str]) -> None:
     """Each output is a layer, returned once (ONNX and dict outputs need distinct names)."""
     seen: dict[str, str] = {}
     for ref, output in zip(refs, outputs, strict=True):
@@ -271,7 +272,7 @@ class _Expander:
         self.layers[full_name] = layer
         if entry.inputs is not None:
             self.pending[full_name] = [
-                Name(scope, text, (*path, "inputs", i), f"layer {full_name!r}")
+                NameRef(scope, text, (*path, "inputs", i), f"layer {full_name!r}")
                 for i, text in enumerate(entry.inputs)
             ]
         else:
@@ -280,19 +281,19 @@ class _Expander:
             lookup(entry.op)
         except KeyError as error:
             self.error((*path, "op"), f"layer {full_name!r}: {error.args[0]}")
-            return Node(full_name)
+            return NodeRef(full_name)
         for key, raw in (entry.model_extra or {}).items():
             try:
                 layer.fields[key] = evaluate_value(raw, scope.env)
             except ExpressionError as error:
                 self.error((*path, key), f"layer {full_name!r}: field {key!r}: {error.message}")
-                return Node(full_name)
+                return NodeRef(full_name)
         if not any(contains_deferred(value) for value in layer.fields.values()):
             try:
                 layer.op = validate_op(layer, self.source, scope.env)
             except SpecError as error:
                 self.errors.extend(error.diagnostics)
-        return Node(full_name)
+        return NodeRef(full_name)
 
     def _block(
         self,
@@ -428,7 +429,9 @@ class _Expander:
     def _entry_input(self, entry: LayerEntry, path: SourcePath, scope: Scope) -> Ref:
         if entry.inputs is None or isinstance(entry, OpLayer):
             if isinstance(entry, OpLayer) and entry.inputs:
-                return Name(scope, entry.inputs[0], (*path, "inputs", 0), _describe(entry, scope))
+                return NameRef(
+                    scope, entry.inputs[0], (*path, "inputs", 0), _describe(entry, scope)
+                )
             return scope.last
         if len(entry.inputs) != 1:
             self.error(
@@ -436,7 +439,7 @@ class _Expander:
                 f"{_describe(entry, scope)}: a group or block reads one "
                 f"input, got {len(entry.inputs)}",
             )
-        return Name(scope, entry.inputs[0], (*path, "inputs", 0), _describe(entry, scope))
+        return NameRef(scope, entry.inputs[0], (*path, "inputs", 0), _describe(entry, scope))
 
     def _add_member(self, scope: Scope, name: str, member: Member, path: SourcePath) -> None:
         if name == INPUT:

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from archspec.errors import SpecError, suggest
 from archspec.frontend.spec import validation_diagnostics
-from archspec.ir import INPUT
 from archspec.ops.base import Op, Shape
 from archspec.ops.registry import OPS, build_op
 from archspec.validation import SourcePath
 
 if TYPE_CHECKING:
-    import networkx as nx
-
     from archspec.frontend.source import SourceDocument
 
 
@@ -58,31 +54,6 @@ class LayerGraph:
 
     def __len__(self) -> int:
         return len(self.order)
-
-    @cached_property
-    def readers(self) -> dict[str, int]:
-        """How many layers read each layer's output."""
-        counts = dict.fromkeys(self.by_name, 0)
-        for layer in self.by_name.values():
-            for producer in layer.inputs:
-                if producer != INPUT:
-                    counts[producer] += 1
-        return counts
-
-    @cached_property
-    def graph(self) -> nx.DiGraph:
-        """The layers as a networkx DiGraph: node `input` and one node per layer (attribute
-        `layer`), an edge per input. Built on first use: networkx costs the CLI 0.2 s to import.
-        """
-        import networkx as nx
-
-        graph = nx.DiGraph()
-        graph.add_node(INPUT, layer=None)
-        for name in self.order:
-            graph.add_node(name, layer=self.by_name[name])
-        for name in self.order:
-            graph.add_edges_from((producer, name) for producer in self.by_name[name].inputs)
-        return graph
 
 
 def validate_op(layer: Layer, source: SourceDocument, env: Mapping[str, Any]) -> Op:

@@ -32,17 +32,20 @@ from archspec.late import LATE_NAMES
 from archspec.validation import SourcePath
 
 if TYPE_CHECKING:
+    import networkx as nx
+
     from archspec.frontend.source import SourceDocument, SourceOrigins
 
 
 @dataclass(frozen=True)
 class Spec:
-    """A validated spec: its document, resolved parameters, expanded layer graph, and the
-    `Network` the later stages take, with the lookup (`origins`) that positions its errors."""
+    """A validated spec: its document, resolved parameters, expanded layers as the frontend sees
+    them, and the `Network` the later stages take, with the lookup (`origins`) that positions
+    its errors."""
 
     name: str
     params: dict[str, Any]
-    graph: LayerGraph
+    expanded: LayerGraph
     document: SpecDocument
     source: SourceDocument
     network: Network
@@ -51,6 +54,11 @@ class Spec:
     @property
     def file(self) -> str:
         return self.source.file
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        """The network's layers as a networkx DiGraph (see `Network.graph`)."""
+        return self.network.graph
 
 
 def to_network(name: str, graph: LayerGraph) -> Network:

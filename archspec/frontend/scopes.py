@@ -16,14 +16,14 @@ class Ref:
 
 
 @dataclass(eq=False)
-class Node(Ref):
+class NodeRef(Ref):
     """A layer (or `input`) known by its node name."""
 
     name: str
 
 
 @dataclass(eq=False)
-class Name(Ref):
+class NameRef(Ref):
     """A name written in the spec, looked up from `scope` outwards."""
 
     scope: Scope
@@ -75,10 +75,10 @@ class Resolver:
             if known is not None:
                 result = known
                 break
-            if isinstance(ref, Node):
+            if isinstance(ref, NodeRef):
                 result = ref.name
                 break
-            assert isinstance(ref, Name)
+            assert isinstance(ref, NameRef)
             if ref in seen:
                 self.report(
                     ref.path, f"{ref.reader}: {ref.text!r} refers to itself through left-out layers"
@@ -94,7 +94,7 @@ class Resolver:
             self.resolved[step] = result
         return result
 
-    def _lookup(self, ref: Name) -> Member | None:
+    def _lookup(self, ref: NameRef) -> Member | None:
         head, *rest = ref.text.split(".")
         scope: Scope | None = ref.scope
         if head == INPUT and not rest:
@@ -113,7 +113,7 @@ class Resolver:
         )
         return None
 
-    def _descend(self, ref: Name, member: Member, rest: list[str]) -> Member | None:
+    def _descend(self, ref: NameRef, member: Member, rest: list[str]) -> Member | None:
         for part in rest:
             inner = member.scope.members.get(part) if member.scope else None
             if inner is None:

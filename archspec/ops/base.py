@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 Shape = tuple[int, ...]
 #: A tensor, or an fx node standing for one.
-Value = TypeVar("Value")
+TensorLike = TypeVar("TensorLike")
 Pair = tuple[int, int]
 
 #: Upper bound of a channel count, feature count or spatial size: beyond it a spec is absurd.
@@ -77,7 +77,7 @@ class TorchCall:
     packed: bool = False  # pass the inputs as one list (torch.cat) rather than positionally
     chained: bool = False  # fold n inputs pairwise (a + b + c)
 
-    def apply(self, inputs: Sequence[Value], call: Callable[..., Value]) -> Value:
+    def apply(self, inputs: Sequence[TensorLike], call: Callable[..., TensorLike]) -> TensorLike:
         """`function` on `inputs` in the layout above; `call(function, args, kwargs)` makes each
         call, so an fx graph can record it (`graph.call_function`) or eager code can run it."""
         if self.packed:
