@@ -16,18 +16,17 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import onnx
 import torch
 
 from archspec.analysis import Report, analyze
 from archspec.backends.budgets import SECOND_BATCH, ExportError, check_export, check_onnx_size
+from archspec.backends.onnx_checks import check_model, compare_outputs, compare_shapes
 from archspec.backends.opsets import DEFAULT_OPSET, opset_problem
 from archspec.backends.torch import CompiledNetwork, compile_module
 from archspec.files import atomic_write
 from archspec.ir import INPUT, HasNetwork, Network, unwrap
 
-TOLERANCE = 1e-4
 _SCOPES = "pkg.torch.onnx.name_scopes"
 
 
@@ -87,12 +86,12 @@ def export_onnx(
     batches: tuple[int, ...] = ()
     if verify:
         step("checking the model (onnx.checker, full check)")
-        _check(model)
+        check_model(model)
         step("comparing inferred shapes with the static analysis")
-        checked = _compare_shapes(model, report, batch)
+        checked = compare_shapes(model, report, batch)
         batches = (batch,) if batch else (1, SECOND_BATCH)
         step(f"running onnxruntime at batch {' and '.join(map(str, batches))}")
-        worst = _compare_outputs(data, module, report, batches)
+        worst = compare_outputs(data, module, report, batches)
     atomic_write(Path(path), lambda file: file.write(data))
     return ExportReport(
         Path(path),
@@ -277,61 +276,3 @@ def _describe(model: onnx.ModelProto, report: Report, opset: int) -> None:
         ("archspec.opset", str(opset)),
     ):
         model.metadata_props.add(key=key, value=value)
-
-
-def _check(model: onnx.ModelProto) -> None:
-    try:
-        onnx.checker.check_model(model, full_check=True)
-    except onnx.checker.ValidationError as error:
-        raise ExportError(f"the exported model fails onnx.checker: {error}") from error
-
-
-def _compare_shapes(model: onnx.ModelProto, report: Report, batch: int | None) -> int:
-    """Every layer tensor left in the graph must have the statically predicted shape."""
-    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
-    shapes = {
-        info.name: [dim.dim_param or dim.dim_value for dim in info.type.tensor_type.shape.dim]
-        for info in (*inferred.graph.value_info, *inferred.graph.output)
-    }
-    checked = 0
-    for layer in report.layers:
-        found = shapes.get(layer.name)
-        if found is None:
-            continue  # folded away by the exporter (a batch norm into its conv, a dropout)
-        expected = [batch or "N", *layer.output_shape]
-        if found != expected:
-            raise ExportError(
-                f"layer {layer.name!r}: ONNX infers shape {found}, the static analysis {expected}"
-            )
-        checked += 1
-    return checked
-
-
-def _compare_outputs(
-    data: bytes, module: CompiledNetwork, report: Report, batches: tuple[int, ...]
-) -> float:
-    import onnxruntime
-
-    try:
-        session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
-    except Exception as error:  # onnxruntime raises its own Fail, InvalidGraph, ...
-        raise ExportError(
-            f"onnxruntime cannot load the exported model of {report.name!r}: {error}"
-        ) from error
-    generator = torch.Generator().manual_seed(0)
-    worst = 0.0
-    for size in batches:
-        image = torch.randn(size, *report.input_shape, generator=generator)
-        with torch.no_grad():
-            expected = module(image)
-        expected = expected if isinstance(expected, tuple) else (expected,)
-        found = session.run(None, {INPUT: image.numpy()})
-        for name, ours, theirs in zip(report.outputs, expected, found, strict=True):
-            difference = float(np.max(np.abs(ours.numpy() - theirs)))
-            worst = max(worst, difference)
-            if difference > TOLERANCE:
-                raise ExportError(
-                    f"onnxruntime differs from torch at batch {size} on output "
-                    f"{name!r}: {difference:.3g} > {TOLERANCE}"
-                )
-    return worst
