@@ -7,7 +7,7 @@ from timing import within
 
 import archspec
 from archspec.errors import SpecError, UsageError
-from archspec.frontend import expansion as graph_module
+from archspec.frontend import budget
 from archspec.frontend.expressions import Deferred
 from archspec.frontend.layers import LayerGraph
 
@@ -716,7 +716,7 @@ def test_block_recursion_is_an_error():
 
 
 def test_layer_limit(monkeypatch):
-    monkeypatch.setattr(graph_module, "MAX_LAYERS", 50)
+    monkeypatch.setattr(budget, "MAX_LAYERS", 50)
     body = "layers:\n  - {layers: [{layers: [{op: relu}], repeat: 8}], repeat: 8}\n"
     with pytest.raises(
         SpecError, match=r"^<spec>:4:\d+: error: the spec expands to more than 50 layers$"
@@ -725,14 +725,14 @@ def test_layer_limit(monkeypatch):
 
 
 def test_layer_limit_allows_specs_below_it(monkeypatch):
-    monkeypatch.setattr(graph_module, "MAX_LAYERS", 200)
+    monkeypatch.setattr(budget, "MAX_LAYERS", 200)
     graph = expand("layers:\n  - {layers: [{layers: [{op: relu}], repeat: 8}], repeat: 8}\n")
     assert len(graph) == 64
     assert graph.order[-1] == "7.7.0"
 
 
 def test_a_spec_of_exactly_the_layer_limit_loads(monkeypatch):
-    monkeypatch.setattr(graph_module, "MAX_LAYERS", 64)
+    monkeypatch.setattr(budget, "MAX_LAYERS", 64)
     graph = expand("layers:\n  - {layers: [{op: relu}], repeat: 64}\n")
     assert len(graph) == 64
 

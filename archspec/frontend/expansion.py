@@ -6,6 +6,9 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from archspec.errors import Diagnostic, ExpressionError, SpecError, suggest
+from archspec.frontend import budget
+from archspec.frontend.arguments import bind_arguments
+from archspec.frontend.budget import ExpansionBudget
 from archspec.frontend.expressions import Deferred, contains_deferred, evaluate, evaluate_value
 from archspec.frontend.freeze import apply_freeze
 from archspec.frontend.layers import Layer, LayerGraph, validate_op
@@ -15,14 +18,10 @@ from archspec.ir import INPUT, topological_order
 from archspec.ops.registry import OPS, lookup
 from archspec.validation import SourcePath
 
-#: Bound on expanded layers and on block nesting: a `repeat: 1000000000` is an error, not a hang.
-MAX_LAYERS = 200_000
-MAX_BLOCK_DEPTH = 32
 #: Levels of groups and blocks around a layer (`layer1.0.conv1` is 2).
 MAX_NESTING = 64
 #: Inputs of one layer (an add or concat): each is a node of the compiled graph.
 MAX_INPUTS = 1024
-INSTANCES_PER_LAYER = 4
 MAX_ERRORS = 200
 
 if TYPE_CHECKING:
@@ -119,8 +118,7 @@ class _Expander:
         self.pending: dict[str, list[Ref]] = {}
         self.errors: list[Diagnostic] = []
         self.block_depth = 0
-        self.instances = 0
-        self.fewest_by_block: dict[str, int] = {}
+        self.limits = ExpansionBudget(document, source)
         self.resolver = Resolver(self.error)
 
     def error(self, path: SourcePath, message: str, *, at_key: bool = False) -> None:
@@ -144,17 +142,17 @@ class _Expander:
         for position, entry in enumerate(entries):
             entry_path = (*path, position)
             if entry_path in self.broken:
-                self._count_instance(entry_path)
+                self.limits.count_entry(entry_path)
                 name = entry.name if entry.name is not None else str(index)
                 index += entry.name is None
                 scope.members.setdefault(name, Member(scope.last, opaque=True))
                 continue
             present, count = self._condition_and_repeat(entry, entry_path, scope)
             if count is not None:
-                self._check_size(entry, entry_path, count)
+                self.limits.check_repeat(entry, entry_path, count, len(self.layers))
             entry_input = self._entry_input(entry, entry_path, scope)
             if not present:
-                self._count_instance(entry_path)
+                self.limits.count_entry(entry_path)
                 if entry.name is not None:
                     self._add_member(scope, entry.name, Member(entry_input), entry_path)
                 continue
@@ -183,57 +181,6 @@ class _Expander:
             self._add_member(scope, name, Member(container.last, container), entry_path)
             scope.last = container.last
 
-    def _count_instance(self, path: SourcePath) -> None:
-        # groups, blocks and left-out entries count too, so that repeats of left-out layers or of
-        # empty blocks cannot spin forever
-        self.instances += 1
-        if self.instances > INSTANCES_PER_LAYER * MAX_LAYERS:
-            message = (
-                f"the spec expands to more than {INSTANCES_PER_LAYER * MAX_LAYERS:,} entries "
-                "(layers, groups, block instances and left-out layers)"
-            )
-            raise SpecError.collect([self.source.error(path, message)])
-
-    def _too_large(self, path: SourcePath) -> SpecError:
-        message = f"the spec expands to more than {MAX_LAYERS} layers"
-        return SpecError.collect([self.source.error(path, message)])
-
-    def _check_size(self, entry: LayerEntry, path: SourcePath, count: int) -> None:
-        """Fail before expanding `count` copies that would certainly pass the layer limit."""
-        if len(self.layers) + count * self._fewest_per_copy(entry, set()) > MAX_LAYERS:
-            raise self._too_large((*path, "repeat"))
-
-    def _fewest_per_copy(self, entry: LayerEntry, visiting: set[str]) -> int:
-        """A lower bound of the layers one copy of `entry` expands to (conditional ones count 0)."""
-        if isinstance(entry, OpLayer):
-            return 1
-        if isinstance(entry, GroupLayer):
-            return self._fewest_in(entry.layers, visiting)
-        if (
-            entry.block not in self.document.blocks
-            or entry.block in visiting
-            or len(visiting) > MAX_BLOCK_DEPTH
-        ):
-            return 0  # still a lower bound; expanding will say what is wrong
-        # blocks that instantiate each other twice per level would make this exponential
-        known = self.fewest_by_block.get(entry.block)
-        if known is None:
-            known = self._fewest_in(
-                self.document.blocks[entry.block].layers, visiting | {entry.block}
-            )
-            self.fewest_by_block[entry.block] = known
-        return known
-
-    def _fewest_in(self, children: list[LayerEntry], visiting: set[str]) -> int:
-        total = 0
-        for child in children:
-            if child.when is None:
-                copies = child.repeat if isinstance(child, GroupLayer | BlockLayer) else None
-                total += (copies if isinstance(copies, int) else 1) * self._fewest_per_copy(
-                    child, visiting
-                )
-        return total
-
     def _instance(
         self,
         entry: LayerEntry,
@@ -243,7 +190,7 @@ class _Expander:
         instance: int | None,
         input_ref: Ref,
     ) -> None:
-        self._count_instance(path)
+        self.limits.count_entry(path)
         if not isinstance(entry, OpLayer) and scope.prefix.count(".") >= MAX_NESTING:
             # torch walks module trees recursively: a name nested deeper would break it
             message = (
@@ -266,8 +213,8 @@ class _Expander:
         self, entry: OpLayer, path: SourcePath, scope: Scope, name: str, input_ref: Ref
     ) -> Ref:
         full_name = scope.prefix + name
-        if len(self.layers) >= MAX_LAYERS:
-            raise self._too_large(path)
+        if len(self.layers) >= budget.MAX_LAYERS:
+            raise self.limits.too_large(path)
         layer = Layer(full_name, entry.op, {}, path)
         self.layers[full_name] = layer
         if entry.inputs is not None:
@@ -313,18 +260,20 @@ class _Expander:
                 f"{suggest(entry.block, self.document.blocks)}",
             )
             return Member(input_ref)
-        if self.block_depth >= MAX_BLOCK_DEPTH:
+        if self.block_depth >= budget.MAX_BLOCK_DEPTH:
             raise SpecError.collect(
                 [
                     self.source.error(
                         (*path, "block"),
-                        f"blocks nest deeper than {MAX_BLOCK_DEPTH} levels at "
+                        f"blocks nest deeper than {budget.MAX_BLOCK_DEPTH} levels at "
                         f"{full_name!r} (does block {entry.block!r} instantiate itself?)",
                     )
                 ]
             )
         errors_before = len(self.errors)
-        env = self._bind_arguments(entry, path, scope, full_name, instance)
+        env = bind_arguments(
+            self.document.blocks[entry.block], entry, path, scope, full_name, instance, self.error
+        )
         if len(self.errors) > errors_before:
             return Member(input_ref)  # its layers would only repeat the argument error
         child = Scope(f"{full_name}.", env, input_ref, scope, sealed=True)
@@ -334,59 +283,6 @@ class _Expander:
         finally:
             self.block_depth -= 1
         return Member(child.last, child)
-
-    def _bind_arguments(
-        self,
-        entry: BlockLayer,
-        path: SourcePath,
-        scope: Scope,
-        full_name: str,
-        instance: int | None,
-    ) -> dict[str, Any]:
-        definition = self.document.blocks[entry.block]
-        declared = definition.params
-        given = {**entry.args, **(entry.first if instance in (None, 0) else {})}
-        env: dict[str, Any] = dict(self.document_params(scope))
-        for key, raw in given.items():
-            where = (
-                *path,
-                "first" if key in entry.first and instance in (None, 0) else "args",
-                key,
-            )
-            if key not in declared:
-                self.error(
-                    where,
-                    f"layer {full_name!r}: block {entry.block!r} has no parameter "
-                    f"{key!r}{suggest(key, declared)}; it takes {', '.join(declared) or 'none'}",
-                    at_key=True,
-                )
-                continue
-            try:
-                env[key] = evaluate_value(raw, scope.env)
-            except ExpressionError as error:
-                self.error(where, f"layer {full_name!r}: argument {key!r}: {error.message}")
-        for key, default in declared.items():
-            if key in given:
-                continue
-            if default is None:
-                self.error(
-                    path, f"layer {full_name!r}: block {entry.block!r} needs argument {key!r}"
-                )
-                continue
-            try:
-                env[key] = evaluate_value(default, env)
-            except ExpressionError as error:
-                self.error(
-                    ("blocks", entry.block, "params", key),
-                    f"block {entry.block!r}: default of {key!r}: {error.message}",
-                )
-        return env
-
-    def document_params(self, scope: Scope) -> Mapping[str, Any]:
-        """Spec-level parameters, which every block also sees."""
-        while scope.parent is not None:
-            scope = scope.parent
-        return scope.env
 
     def _condition_and_repeat(
         self, entry: LayerEntry, path: SourcePath, scope: Scope
@@ -420,9 +316,13 @@ class _Expander:
         if raw is None:
             return None
         value = evaluate_value(raw, env)
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LAYERS:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not 1 <= value <= budget.MAX_LAYERS
+        ):
             raise ExpressionError(
-                f"repeat must be an integer from 1 to {MAX_LAYERS}, got {value!r}"
+                f"repeat must be an integer from 1 to {budget.MAX_LAYERS}, got {value!r}"
             )
         return value
 
