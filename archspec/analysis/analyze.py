@@ -119,6 +119,7 @@ class _Walk:
                 flops=op.flops(inputs, output),
                 activation_bytes=numel(output) * BYTES_PER_ELEMENT,
                 receptive_field=self._receptive_field(layer, op, inputs),
+                origin=layer.origin,
             )
         )
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from archspec.analysis.receptive_field import Rational, ReceptiveField
 from archspec.errors import Diagnostic
@@ -29,6 +30,8 @@ class LayerReport:
     flops: int
     activation_bytes: int
     receptive_field: ReceptiveField | None
+    #: The layer's opaque origin, for a frontend's lookup to place messages about it.
+    origin: Any = field(default=None, compare=False)
 
     @property
     def op_name(self) -> str:
