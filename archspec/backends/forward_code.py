@@ -10,6 +10,7 @@ import keyword
 import operator
 import tokenize
 from collections.abc import Collection
+from dataclasses import dataclass
 
 import torch
 from torch import fx
@@ -28,40 +29,83 @@ def forward_lines(module: fx.GraphModule) -> tuple[list[str], list[str]]:
     if not isinstance(function, ast.FunctionDef) or len(function.args.args) != 2:
         raise GeneratedSourceError("the fx code is not a forward(self, input) function")
     placeholder, steps, result = _steps(function)
-    last = {placeholder: -1} | {target: index for index, (target, _) in enumerate(steps)}
     values = [*(value for _, value in steps), result]
-    imports, dotted = _imports(values, last, code.globals)
-    reads = [[name for name in _names(value) if name in last] for value in values]
-    count = dict.fromkeys(last, 0)
-    for index, read in enumerate(reads):
-        for name in read:
-            last[name], count[name] = index, count[name] + 1
-    # x, y, ... name a value read once; a value read again later keeps fx's name, the layer's
-    taken = set(last)
-    spare = itertools.chain("xyz", (f"x{i}" for i in itertools.count(1)))
-    registers = (name for name in spare if name not in taken)
-    names = dotted | {placeholder: next(registers)}
-    holds = {names[placeholder]: placeholder}  # register -> the value it holds now
-
-    def register(index: int) -> str:
-        dying = [names[v] for v in reads[index] if last[v] <= index and names[v] in holds]
-        free = [r for r in holds if last[holds[r]] <= index]
-        return next(iter(dying or free), None) or next(registers)
-
+    live = _liveness(placeholder, [target for target, _ in steps], values)
+    imports, dotted = _imports(values, live.last, code.globals)
+    registers = _Registers(live)
+    names = dotted | {placeholder: registers.take(placeholder)}
     lines = []
     for index, (target, value) in enumerate(steps):
         value = _Rename(names).visit(value)
-        names[target] = target if count[target] > 1 else register(index)
-        if count[target] <= 1:
-            holds[names[target]] = target
+        # a value read once lives in a register; one read again keeps fx's name, the layer's
+        names[target] = target if live.count[target] > 1 else registers.assign(target, index, names)
         lines += _statement(f"{names[target]} = ", value)
-        done = [names[v] for v in reads[index] if last[v] == index and names[v] not in holds]
+        done = registers.dead(index, names)
         if done:
             lines.append(f"{INDENT * 2}del {', '.join(done)}")
     result = _Rename(names).visit(result)
     returns = "tuple[torch.Tensor, ...]" if isinstance(result, ast.Tuple) else "torch.Tensor"
     signature = f"{INDENT}def forward(self, {names[placeholder]}: torch.Tensor) -> {returns}:"
     return [signature, *lines, *_statement("return ", result)], imports
+
+
+@dataclass(frozen=True)
+class _Liveness:
+    """Which values each statement reads, the last statement reading each, and how many do."""
+
+    reads: list[list[str]]
+    last: dict[str, int]  # the input's entry is -1 when nothing reads it
+    count: dict[str, int]
+
+
+def _liveness(placeholder: str, targets: list[str], values: list[ast.expr]) -> _Liveness:
+    last = {placeholder: -1} | {target: index for index, target in enumerate(targets)}
+    reads = [[name for name in _names(value) if name in last] for value in values]
+    count = dict.fromkeys(last, 0)
+    for index, read in enumerate(reads):
+        for name in read:
+            last[name], count[name] = index, count[name] + 1
+    return _Liveness(reads, last, count)
+
+
+class _Registers:
+    """Short names (x, y, z, x1, ...) for values read once, reused once their value is dead."""
+
+    def __init__(self, live: _Liveness) -> None:
+        self.live = live
+        spare = itertools.chain("xyz", (f"x{i}" for i in itertools.count(1)))
+        self.fresh = (name for name in spare if name not in live.last)
+        self.holds: dict[str, str] = {}  # register -> the value it holds now
+
+    def take(self, value: str) -> str:
+        """A new register for `value`."""
+        register = next(self.fresh)
+        self.holds[register] = value
+        return register
+
+    def assign(self, value: str, index: int, names: dict[str, str]) -> str:
+        """A register for `value`, computed by statement `index`: preferably one whose value that
+        statement reads for the last time, so that `x = f(x)` overwrites."""
+        last = self.live.last
+        dying = [
+            names[v] for v in self.live.reads[index] if last[v] <= index and names[v] in self.holds
+        ]
+        free = [register for register, held in self.holds.items() if last[held] <= index]
+        register = next(iter(dying or free), None)
+        if register is None:
+            return self.take(value)
+        self.holds[register] = value
+        return register
+
+    def dead(self, index: int, names: dict[str, str]) -> list[str]:
+        """Names of values read for the last time by statement `index` that no register holds:
+        the layers' names, deleted to free their tensors."""
+        last = self.live.last
+        return [
+            names[v]
+            for v in self.live.reads[index]
+            if last[v] == index and names[v] not in self.holds
+        ]
 
 
 def _imports(
