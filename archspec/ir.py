@@ -15,12 +15,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from archspec.errors import Diagnostic, Position, SpecError, suggest
 from archspec.ops.base import MAX_DIM, Op, Shape
+from archspec.ops.registry import OPS
 
 if TYPE_CHECKING:
     import networkx as nx
 
 #: The name by which a layer reads the network's input.
 INPUT = "input"
+#: Inputs of one layer (an add or concat): each is a node of the compiled graph.
+MAX_INPUTS = 1024
 #: Layers of a cycle named in its error; a cycle through 100,000 layers is not listed whole.
 CYCLE_SHOWN = 8
 
@@ -106,7 +109,9 @@ class Network:
 
     def __post_init__(self) -> None:
         layers = _with_default_inputs(tuple(self.layers))
-        _check_input_shape(self.input)
+        problem = input_shape_problem(self.input)
+        if problem:
+            raise NetworkError(problem)
         by_name = _index(layers)
         outputs = tuple(self.outputs) or (layers[-1].name,)
         _check_references(layers, by_name, outputs)
@@ -165,12 +170,26 @@ def _replace_inputs(layer: Layer, inputs: tuple[str, ...]) -> Layer:
     return Layer(layer.name, layer.op, inputs, layer.frozen, layer.origin)
 
 
-def _check_input_shape(shape: Sequence[int]) -> None:
-    if not 1 <= len(shape) <= 3 or not all(
-        isinstance(size, int) and not isinstance(size, bool) and 1 <= size <= MAX_DIM
-        for size in shape
+def input_shape_problem(shape: Sequence[int]) -> str | None:
+    """Why `shape` cannot be a network's input (per sample), or None."""
+    if (
+        isinstance(shape, str)
+        or not 1 <= len(shape) <= 3
+        or any(isinstance(size, bool) or not isinstance(size, int) for size in shape)
+        or any(not 1 <= size <= MAX_DIM for size in shape)
     ):
-        raise NetworkError(f"input shape must be 1 to 3 sizes from 1 to {MAX_DIM}, got {shape}")
+        return f"input shape must be 1 to 3 sizes from 1 to {MAX_DIM}, got {list(shape)}"
+    return None
+
+
+def arity_problem(op_name: str, count: int) -> str | None:
+    """Why an op cannot take `count` inputs (as `takes 2 to 1,024 inputs, got 1`), or None."""
+    low, high = OPS[op_name].arity
+    high = MAX_INPUTS if high is None else high
+    if low <= count <= high:
+        return None
+    expected = f"{low}" if low == high else f"{low} to {high:,}"
+    return f"{op_name} takes {expected} input{'s' if expected != '1' else ''}, got {count}"
 
 
 def _index(layers: tuple[Layer, ...]) -> dict[str, Layer]:
@@ -193,19 +212,12 @@ def _check_references(
                 raise NetworkError(
                     f"layer {layer.name!r}: unknown input {name!r}{suggest(name, by_name)}"
                 )
-        low, high = type(layer.op).arity if isinstance(layer.op, Op) else (1, None)
-        if len(layer.inputs) < low or (high is not None and len(layer.inputs) > high):
-            raise NetworkError(
-                f"layer {layer.name!r}: {layer.op_name} takes {_count(low, high)} inputs, "
-                f"got {len(layer.inputs)}"
-            )
+        problem = arity_problem(layer.op_name, len(layer.inputs))
+        if problem:
+            raise NetworkError(f"layer {layer.name!r}: {problem}")
     for name in outputs:
         if name not in by_name:
             raise NetworkError(f"unknown output {name!r}{suggest(name, by_name)}")
-
-
-def _count(low: int, high: int | None) -> str:
-    return str(low) if low == high else f"at least {low}" if high is None else f"{low} to {high}"
 
 
 class Node(Protocol):

@@ -102,7 +102,11 @@ def test_a_layer_without_inputs_reads_the_previous_one():
     ("layers", "message"),
     [
         ((Layer("a", ReLU(), ("b",)),), r"layer 'a': unknown input 'b'"),
-        ((Layer("a", Add()),), r"layer 'a': add takes at least 2 inputs, got 1"),
+        ((Layer("a", Add()),), r"layer 'a': add takes 2 to 1,024 inputs, got 1"),
+        (
+            (Layer("a", ReLU()), Layer("b", Add(), ("a",) * 1025)),
+            r"layer 'b': add takes 2 to 1,024 inputs, got 1025",
+        ),
         ((Layer("a", ReLU()), Layer("a", ReLU())), r"duplicate layer name 'a'"),
         ((Layer("input", ReLU()),), r"cannot be named 'input'"),
         (

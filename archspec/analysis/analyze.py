@@ -9,7 +9,7 @@ from archspec.analysis.receptive_field import ReceptiveField, merge, misalignmen
 from archspec.analysis.report import BYTES_PER_ELEMENT, LayerReport, Report, Totals
 from archspec.errors import Diagnostic, ShapeError, SpecError, UsageError, fold_instances
 from archspec.gcpause import paused_gc
-from archspec.ir import INPUT, HasNetwork, Layer, Network, Origins, unwrap
+from archspec.ir import INPUT, HasNetwork, Layer, Network, Origins, input_shape_problem, unwrap
 from archspec.late import LateFieldError, resolve
 from archspec.ops.base import MAX_DIM, Op, Shape, numel
 
@@ -51,13 +51,9 @@ def _network_of(
 
 
 def _check_input_shape(shape: Sequence[int]) -> Shape:
-    if (
-        isinstance(shape, str)
-        or not 1 <= len(shape) <= 3
-        or any(isinstance(dim, bool) or not isinstance(dim, int) for dim in shape)
-        or any(not 1 <= dim <= MAX_DIM for dim in shape)
-    ):
-        raise UsageError(f"input shape must be 1 to 3 sizes from 1 to {MAX_DIM}, got {list(shape)}")
+    problem = input_shape_problem(shape)
+    if problem:
+        raise UsageError(problem)
     return tuple(shape)
 
 

@@ -14,14 +14,12 @@ from archspec.frontend.freeze import apply_freeze
 from archspec.frontend.layers import Layer, LayerGraph, validate_op
 from archspec.frontend.scopes import Member, NameRef, NodeRef, Ref, Resolver, Scope
 from archspec.frontend.spec import BlockLayer, GroupLayer, LayerEntry, OpLayer, SpecDocument
-from archspec.ir import INPUT, topological_order
+from archspec.ir import INPUT, arity_problem, topological_order
 from archspec.ops.registry import OPS, lookup
 from archspec.validation import SourcePath
 
 #: Levels of groups and blocks around a layer (`layer1.0.conv1` is 2).
 MAX_NESTING = 64
-#: Inputs of one layer (an add or concat): each is a node of the compiled graph.
-MAX_INPUTS = 1024
 MAX_ERRORS = 200
 
 if TYPE_CHECKING:
@@ -357,19 +355,11 @@ class _Expander:
             self._check_arity(layer)
 
     def _check_arity(self, layer: Layer) -> None:
-        op_class = OPS.get(layer.op_name)
-        if op_class is None:
-            return
-        low, high = op_class.arity
-        high = MAX_INPUTS if high is None else high
-        count = len(layer.inputs)
-        if not low <= count <= high:
-            expected = f"{low}" if low == high else f"{low} to {high:,}"
-            self.error(
-                (*layer.source_path, "inputs"),
-                f"layer {layer.name!r}: {layer.op_name} takes "
-                f"{expected} input{'s' if expected != '1' else ''}, got {count}",
-            )
+        if layer.op_name not in OPS:
+            return  # reported already where the op is named
+        problem = arity_problem(layer.op_name, len(layer.inputs))
+        if problem:
+            self.error((*layer.source_path, "inputs"), f"layer {layer.name!r}: {problem}")
 
 
 def _describe(entry: LayerEntry, scope: Scope) -> str:
