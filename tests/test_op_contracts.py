@@ -107,13 +107,18 @@ def test_an_op_running_in_place_without_the_module_is_caught():
 
 @pytest.mark.parametrize("name", sorted(OPS))
 @given(data=st.data())
-def test_window_is_a_window_or_global(name, data):
+def test_window_is_a_step_or_one_per_input(name, data):
     case = data.draw(OP_STRATEGIES[name], label="case")
-    window = OPS[name].model_validate(case.fields).window(case.inputs)
-    if window != GLOBAL:
-        assert isinstance(window, Window)
-        assert min(*window.kernel, *window.stride, *window.dilation) >= 1
-        assert min(window.padding) >= 0
+    steps = OPS[name].model_validate(case.fields).window(case.inputs)
+    if isinstance(steps, tuple):
+        assert len(steps) == len(case.inputs)
+    for window in steps if isinstance(steps, tuple) else (steps,):
+        if window != GLOBAL:
+            assert isinstance(window, Window)
+            assert all(type(size) is int for size in (*window.kernel, *window.dilation))
+            assert min(*window.kernel, *window.dilation) >= 1
+            assert min(window.stride) > 0
+            assert min(window.padding) >= 0
 
 
 @pytest.mark.parametrize("name", sorted(OPS))

@@ -30,6 +30,7 @@ from oracle import (
 )
 
 import archspec
+from archspec import ops
 from archspec.analysis import Axis, ReceptiveField
 from archspec.analysis.receptive_field import FIELD_LIMIT, JUMP_FLOOR
 from archspec.analysis.report import _field_json
@@ -204,6 +205,42 @@ def test_rational_steps_saturate():
     assert (down.size, down.jump, down.start) == (FIELD_LIMIT, FIELD_LIMIT, FIELD_LIMIT)
     assert up.jump == JUMP_FLOOR
     assert all(math.isfinite(float(value)) for value in (up.size, up.jump, up.start))
+
+
+def test_adaptive_pooling_that_does_not_divide_steps_by_a_fraction():
+    # 10 -> 4 rows: windows [0, 3), [2, 5), [5, 8), [7, 10), centred on o * 5/2 + 3/4
+    network = archspec.Network(
+        name="pooled",
+        input=(1, 10, 8),
+        layers=[archspec.Layer("pool", ops.AdaptiveAvgPool2d(output_size=(4, 4)))],
+        outputs=("pool",),
+    )
+    field = archspec.analyze(network).layer("pool").receptive_field
+    assert field is not None
+    assert (field.size, field.stride, field.offset) == (
+        (3, 2),
+        (Fraction(5, 2), 2),
+        (Fraction(3, 4), Fraction(1, 2)),
+    )
+    assert _field_json(field)["stride"] == [2.5, 2]
+
+
+def test_concat_along_height_shifts_the_later_input():
+    # the second input's rows start at row 4 of the output: its units are centred 4 rows lower
+    network = archspec.Network(
+        name="stacked",
+        input=(1, 4, 4),
+        layers=[
+            archspec.Layer("wide", ops.Conv2d(out_channels=1, kernel=3, padding=1)),
+            archspec.Layer("narrow", ops.Conv2d(out_channels=1, kernel=1), inputs=("input",)),
+            archspec.Layer("stacked", ops.Concat(dim=2), inputs=("wide", "narrow")),
+        ],
+        outputs=("stacked",),
+    )
+    field = archspec.analyze(network).layer("stacked").receptive_field
+    assert field is not None
+    assert field.size == (3, 3)
+    assert not field.aligned
 
 
 def test_fractional_fields_print_and_serialise_as_decimals():

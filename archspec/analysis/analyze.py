@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from archspec.analysis.receptive_field import ReceptiveField, merge, misalignment
+from archspec.analysis.receptive_field import ReceptiveField, misalignment, through
 from archspec.analysis.report import BYTES_PER_ELEMENT, LayerReport, Report, Totals
 from archspec.errors import Diagnostic, ShapeError, SpecError, UsageError, fold_instances
 from archspec.gcpause import paused_gc
@@ -143,7 +143,7 @@ class _Walk:
             if problem:
                 self.note(layer, f"{problem}; the larger receptive field is reported")
         spatial = (self.input_shape[1], self.input_shape[2])
-        field = merge(present).through(op.window(inputs), spatial)
+        field = through(present, op.window(inputs), spatial)
         self.fields[layer.name] = field
         return field
 

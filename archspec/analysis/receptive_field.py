@@ -5,26 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Literal
 
-from archspec.ops.base import GLOBAL, POINTWISE, Pair, Window
-
-#: An exact number of input pixels: an int when whole, else a Fraction (after upsampling).
-Rational = int | Fraction
+from archspec.ops.base import GLOBAL, POINTWISE, Pair, Rational, Step, Steps, exact
 
 #: Where sizes, jumps and offsets saturate: strides multiplied through thousands of layers would
 #: otherwise outgrow a float, and every figure below this is exact in one.
 FIELD_LIMIT = 2**53
 #: The smallest jump: upsampled thousands of times, denominators would grow just as numerators do.
 JUMP_FLOOR = Fraction(1, FIELD_LIMIT)
-
-
-def exact(value: Rational) -> Rational:
-    """`value` as an int when it is whole, else as a Fraction in lowest terms."""
-    if isinstance(value, int):  # the common case, and the cheap one
-        return value
-    fraction = Fraction(value)
-    return fraction.numerator if fraction.denominator == 1 else fraction
 
 
 def format_rational(value: Rational) -> str:
@@ -111,7 +99,7 @@ class ReceptiveField:
     def offset(self) -> tuple[Rational, Rational]:
         return (self.height.start, self.width.start)
 
-    def through(self, window: Window | Literal["global"], input_spatial: Pair) -> ReceptiveField:
+    def through(self, window: Step, input_spatial: Pair) -> ReceptiveField:
         if self.is_global or window == POINTWISE:
             return self
         if window == GLOBAL:
@@ -125,6 +113,14 @@ class ReceptiveField:
             ),
             aligned=self.aligned,
         )
+
+
+def through(fields: Sequence[ReceptiveField], steps: Steps, input_spatial: Pair) -> ReceptiveField:
+    """The field of an op's output: each input's field through its step, then merged."""
+    per_input = steps if isinstance(steps, tuple) else (steps,) * len(fields)
+    return merge(
+        [field.through(step, input_spatial) for field, step in zip(fields, per_input, strict=True)]
+    )
 
 
 def merge(fields: Sequence[ReceptiveField]) -> ReceptiveField:

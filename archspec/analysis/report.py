@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from archspec.analysis.receptive_field import Rational, ReceptiveField
+from archspec.analysis.receptive_field import ReceptiveField
 from archspec.errors import Diagnostic
-from archspec.ops.base import Op, Shape
+from archspec.ops.base import Op, Rational, Shape
 
 BATCH = "N"
 #: Activations are counted as float32.

@@ -6,6 +6,7 @@ import math
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -19,6 +20,9 @@ Shape = tuple[int, ...]
 #: A tensor, or an fx node standing for one.
 TensorLike = TypeVar("TensorLike")
 Pair = tuple[int, int]
+#: An exact number of input pixels: an int when whole, else a Fraction (a stride of 5/2).
+Rational = int | Fraction
+RationalPair = tuple[Rational, Rational]
 
 #: Upper bound of a channel count, feature count or spatial size: beyond it a spec is absurd.
 MAX_DIM = 1_000_000
@@ -54,18 +58,42 @@ NonNegativePair = Annotated[
 
 @dataclass(frozen=True)
 class Window:
-    """How an output position reads its input, per axis (H, W): one receptive-field step."""
+    """How an output position reads its input, per axis (H, W): one receptive-field step.
+
+    Output unit o reads input positions o*stride - padding + i*dilation for i < kernel. Stride
+    and padding may be fractions, for windows that move by less or other than a whole pixel
+    (adaptive pooling from 10 to 4 rows steps by 5/2; upsampling by 2 steps by 1/2).
+    """
 
     kernel: Pair
-    stride: Pair = (1, 1)
-    padding: Pair = (0, 0)  # leading (top, left) padding
+    stride: RationalPair = (1, 1)
+    padding: RationalPair = (0, 0)  # leading (top, left) padding
     dilation: Pair = (1, 1)
+
+    def __post_init__(self) -> None:
+        # whole fractions become ints, so windows compare and print as written
+        for name in ("stride", "padding"):
+            first, second = getattr(self, name)
+            object.__setattr__(self, name, (exact(first), exact(second)))
+
+
+def exact(value: Rational) -> Rational:
+    """`value` as an int when it is whole, else as a Fraction in lowest terms."""
+    if isinstance(value, int):  # the common case, and the cheap one
+        return value
+    fraction = Fraction(value)
+    return fraction.numerator if fraction.denominator == 1 else fraction
 
 
 #: The window of ops that map each position to itself (activations, norms, adds).
 POINTWISE = Window((1, 1))
 #: Returned by ops whose every output sees the whole input (flatten, global pooling).
 GLOBAL: Literal["global"] = "global"
+#: One receptive-field step: how an output unit reads an input.
+Step = Window | Literal["global"]
+#: A step per input, for ops that read their inputs differently (concat along H shifts the later
+#: inputs down); a single Step means every input is read the same way.
+Steps = Step | tuple[Step, ...]
 
 
 @dataclass(frozen=True)
@@ -131,8 +159,12 @@ class Op(BaseModel):
         """Floating-point operations per sample at inference."""
 
     @abstractmethod
-    def window(self, inputs: Sequence[Shape]) -> Window | Literal["global"]:
-        """The receptive-field step: a Window, POINTWISE, or GLOBAL."""
+    def window(self, inputs: Sequence[Shape]) -> Steps:
+        """The receptive-field step: a Window, POINTWISE or GLOBAL, or a tuple of one per input.
+
+        It is exact where the op's reads are affine in the output position, and otherwise a
+        bound: the declared region contains every position the unit reads.
+        """
 
     def warnings(self, inputs: Sequence[Shape]) -> list[str]:
         """Legal but suspicious uses worth a user's attention."""

@@ -14,6 +14,8 @@ from archspec.ops.base import (
     Op,
     ParameterFree,
     Shape,
+    Step,
+    Steps,
     TorchCall,
     Window,
     format_shape,
@@ -100,9 +102,18 @@ class Concat(ParameterFree, Op):
         # a copy: no arithmetic
         return 0
 
-    def window(self, inputs: Sequence[Shape]) -> Window:
-        # each output position copies one input position (shifted, when joined along H or W)
-        return POINTWISE
+    def window(self, inputs: Sequence[Shape]) -> Steps:
+        spatial_axis = self.dim - 2  # 0 for H, 1 for W
+        if spatial_axis not in (0, 1) or len(inputs[0]) != 3:
+            return POINTWISE  # each output position copies the same position of one input
+        # joined along H or W, input k starts where the earlier ones end: a shift by their size
+        steps: list[Step] = []
+        offset = 0
+        for shape in inputs:
+            padding = (offset, 0) if spatial_axis == 0 else (0, offset)
+            steps.append(Window((1, 1), padding=padding))
+            offset += shape[self.dim - 1]
+        return tuple(steps)
 
     def to_torch(self, inputs: Sequence[Shape]) -> TorchCall:
         import torch

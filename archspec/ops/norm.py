@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import Field
 
 from archspec.ops.base import (
+    GLOBAL,
     POINTWISE,
     Channels,
     Op,
@@ -55,8 +56,10 @@ class BatchNorm2d(Op):
         # at inference: one multiply and one add per element
         return 2 * numel(output)
 
-    def window(self, inputs: Sequence[Shape]) -> Window:
-        return POINTWISE
+    def window(self, inputs: Sequence[Shape]) -> Window | Literal["global"]:
+        # without running statistics it normalises by the batch's even in eval mode, so every
+        # position of the channel shifts and scales every unit
+        return POINTWISE if self.track_running_stats else GLOBAL
 
     def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module:
         from torch import nn

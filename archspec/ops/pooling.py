@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import model_validator
@@ -164,13 +165,14 @@ class AdaptiveAvgPool2d(ParameterFree, Op):
             return GLOBAL
         spatial = (inputs[0][1], inputs[0][2])
         heights, widths = self.window_sizes(spatial)
-        # windows of unequal length (sizes that do not divide) are bounded by the largest one
         kernel = (max(heights), max(widths))
-        stride = (
-            max(1, spatial[0] // self.output_size[0]),
-            max(1, spatial[1] // self.output_size[1]),
-        )
-        return Window(kernel, stride)
+        # window o spans [floor(o*r), ceil((o+1)*r)) for r = H/o': exact when r divides (kernel r,
+        # stride r); otherwise the windows drift around the centres (o + 1/2)r - 1/2, each less
+        # than half a pixel away, so the longest window placed on those centres bounds them all
+        height_ratio = Fraction(spatial[0], self.output_size[0])
+        width_ratio = Fraction(spatial[1], self.output_size[1])
+        padding = ((kernel[0] - height_ratio) / 2, (kernel[1] - width_ratio) / 2)
+        return Window(kernel, (height_ratio, width_ratio), padding)
 
     def warnings(self, inputs: Sequence[Shape]) -> list[str]:
         spatial = (inputs[0][1], inputs[0][2])

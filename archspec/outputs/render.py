@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from archspec.analysis import LayerReport, ReceptiveField, Report
-from archspec.analysis.receptive_field import Rational, format_rational
+from archspec.analysis.receptive_field import format_rational
+from archspec.ops.base import Rational
 
 #: Shown in cells with nothing to count (a ReLU has no parameters).
 NOTHING = "-"
