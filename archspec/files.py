@@ -74,20 +74,30 @@ def _name_max(folder: Path) -> int:
         return 255
 
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+def atomic_write(
+    path: Path,
+    write: Callable[[BinaryIO], object],
+    check: Callable[[Path], object] | None = None,
+) -> None:
     """Call `write` on a temporary file beside `path`, then move it onto `path` in one step.
+
+    `check`, when given, reads the complete temporary file before the move (onnxruntime loads an
+    exported model from it, so the bytes need not stay in memory as well); what it raises
+    propagates, and `path` is left as it was.
 
     On any exception, KeyboardInterrupt included, the temporary file is removed and an existing
     `path` is left as it was. A new file gets mode 0o644 minus the umask; a replaced one keeps
     its mode. OutputError when the file system refuses (no room, no permission).
     """
     try:
-        _write_then_rename(path, write)
+        _write_then_rename(path, write, check)
     except OSError as error:
         raise OutputError(f"cannot write {str(path)!r}: {error.strerror or error}") from error
 
 
-def _write_then_rename(path: Path, write: Callable[[BinaryIO], object]) -> None:
+def _write_then_rename(
+    path: Path, write: Callable[[BinaryIO], object], check: Callable[[Path], object] | None
+) -> None:
     temporary, descriptor = _create_beside(path)
     try:
         with os.fdopen(descriptor, "wb") as stream:
@@ -95,6 +105,8 @@ def _write_then_rename(path: Path, write: Callable[[BinaryIO], object]) -> None:
             stream.flush()
             # the data reaches the disk before the rename, so a crash cannot leave an empty file
             os.fsync(stream.fileno())
+        if check is not None:
+            check(temporary)
         with contextlib.suppress(FileNotFoundError):
             os.chmod(temporary, stat.S_IMODE(os.stat(path).st_mode))
         os.replace(temporary, path)

@@ -44,15 +44,7 @@ outputs: [both, scores]
 TINY = "name: tiny\ninput: [3, 8, 8]\nlayers:\n  - {op: conv2d, out_channels: 4, kernel: 3}\n"
 
 
-#: VGG-16 holds 553 MB of weights, four times over in a verified export (4.3 GB, 20 s; 2.5 GB
-#: unverified): past `make test`'s 2.5 GiB. Its ops (conv, relu, max pooling, adaptive pooling,
-#: flatten, dropout, linear) are all exported and verified in AlexNet.
-HEAVY = {"vgg16"}
-
-
-@pytest.mark.parametrize(
-    "path", [path for path in EXAMPLES if path.stem not in HEAVY], ids=lambda path: path.stem
-)
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
 def test_every_example_exports_and_verifies(path, tmp_path):
     output = tmp_path / f"{path.stem}.onnx"
     report = export_onnx(archspec.load(path), output)

@@ -81,10 +81,11 @@ def check_export(
 def export_memory(report: Report, batch: int | None, verify: bool) -> int:
     """Bytes an export holds at its peak, estimated from the analysis alone.
 
-    The weights live four times over: in the module, as the model's initializers, serialized,
-    and in onnxruntime's session. Beside them, the example input, and for verification one
-    forward in torch and one in onnxruntime at each batch (activations alive at once, per
-    `peak_activation_bytes`).
+    The weights live three times over at the peak, while the model is serialized: as the model's
+    initializers, in protobuf's buffer and as the bytes written (the module's copy is gone by
+    then, and onnxruntime reads the written file). Beside them, the example input, and for
+    verification one forward in torch and one in onnxruntime at each batch (activations alive
+    at once, per `peak_activation_bytes`).
     """
     weights = weight_bytes(report)
     sample = numel(report.input_shape) * BYTES_PER_ELEMENT
@@ -94,7 +95,7 @@ def export_memory(report: Report, batch: int | None, verify: bool) -> int:
         return 3 * weights + example + graph
     batches = (batch,) if batch else (1, SECOND_BATCH)
     forward = max(size * (2 * peak_activation_bytes(report) + sample) for size in batches)
-    return 4 * weights + max(example, forward) + graph
+    return 3 * weights + max(example, forward) + graph
 
 
 def check_onnx_size(name: str, size: int, what: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import gc
 import hashlib
 import io
 import json
@@ -15,13 +16,20 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import onnx
 import torch
 
 from archspec.analysis import Report, analyze
 from archspec.backends.budgets import SECOND_BATCH, ExportError, check_export, check_onnx_size
-from archspec.backends.onnx_checks import check_model, compare_outputs, compare_shapes
+from archspec.backends.onnx_checks import (
+    check_model,
+    compare_outputs,
+    compare_shapes,
+    reference_outputs,
+    without_weights,
+)
 from archspec.backends.opsets import DEFAULT_OPSET, opset_problem
 from archspec.backends.torch import CompiledNetwork, compile_module
 from archspec.files import atomic_write
@@ -76,27 +84,44 @@ def export_onnx(
     report = analyze(network, origins=origins)
     check_export(report, batch, verify, weights, max_memory)
     module = _build(network, report, weights, strict)
+    batches: tuple[int, ...] = ((batch,) if batch else (1, SECOND_BATCH)) if verify else ()
+    # torch's outputs are taken now, so the module (one copy of the weights) can go once the
+    # model holds its own
+    expected = reference_outputs(module, report, batches)
     step(f"exporting {network.name} to ONNX (opset {opset})")
     model = _export(module, report, opset, batch)
+    # the exporter leaves reference cycles around the module: collect them now, so its weights
+    # go before the model is serialized and loaded beside them
+    del module
+    gc.collect()
     written = _written_opset(model, opset)
     _name_after_layers(model, report)
     _describe(model, report, written)
-    data = _serialize(model, report.name)
     checked, worst = 0, None
-    batches: tuple[int, ...] = ()
     if verify:
+        skeleton = without_weights(model)
         step("checking the model (onnx.checker, full check)")
-        check_model(model)
+        check_model(skeleton)
         step("comparing inferred shapes with the static analysis")
-        checked = compare_shapes(model, report, batch)
-        batches = (batch,) if batch else (1, SECOND_BATCH)
+        checked = compare_shapes(skeleton, report, batch)
+    nodes = len(model.graph.node)
+    payload = [_serialize(model, report.name)]
+    del model
+
+    def write(file: BinaryIO) -> None:
+        # the bytes go once written: onnxruntime reads the file, not a second copy in memory
+        file.write(payload.pop())
+
+    def run_onnxruntime(written: Path) -> None:
+        nonlocal worst
         step(f"running onnxruntime at batch {' and '.join(map(str, batches))}")
-        worst = compare_outputs(data, module, report, batches)
-    atomic_write(Path(path), lambda file: file.write(data))
+        worst = compare_outputs(written, expected, report)
+
+    atomic_write(Path(path), write, run_onnxruntime if verify else None)
     return ExportReport(
         Path(path),
         written,
-        len(model.graph.node),
+        nodes,
         checked,
         batches,
         worst,
@@ -181,6 +206,10 @@ def _export(
     if program is None:
         raise ExportError(f"torch returned no ONNX program for {report.name}")
     model: onnx.ModelProto = program.model_proto
+    # onnxscript's rewrite rules keep the last graph they matched, whose initializers wrap the
+    # module's parameters: let go of them, or the weights outlive the module
+    for value in program.model.graph.initializers.values():
+        value.const_value = None
     return model
 
 
