@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from archspec.backends.onnx import ExportReport
     from archspec.backends.torch import CompiledNetwork
+    from archspec.outputs.diagram import Diagram
 
 __version__ = "0.1.0"
 
@@ -31,6 +32,7 @@ __all__ = [
     "__version__",
     "analyze",
     "compile",
+    "draw",
     "export_onnx",
     "load",
     "ops",
@@ -77,3 +79,19 @@ def export_onnx(
 
     loaded = load(subject) if isinstance(subject, str | Path) else subject
     return export(loaded, path, weights, strict, opset, batch, verify, max_memory=max_memory)
+
+
+def draw(
+    subject: Network | Spec | str | Path,
+    depth: int | None = None,
+    input_shape: Sequence[int] | None = None,
+) -> Diagram:
+    """The picture of a network (a `Network`, a loaded spec, or a spec's path or text): one box
+    per layer, or with `depth` one per group of layers below it (ResNet-50 at depth 1: stem,
+    layer1..layer4, head). `.mermaid()` and `.dot()` give its text, `.render("svg")` an image
+    from Graphviz, `.save(path)` writes the format the suffix names.
+    """
+    from archspec.outputs.diagram import build_diagram
+
+    network, origins = unwrap(load(subject) if isinstance(subject, str | Path) else subject)
+    return build_diagram(analyze(network, input_shape, origins), depth)

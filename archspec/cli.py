@@ -465,36 +465,25 @@ def _export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-GRAPH_FORMATS = (".mmd", ".dot", ".svg", ".png")
-
-
 def _graph(args: argparse.Namespace) -> int:
     output: Path = args.output
-    if output.suffix not in GRAPH_FORMATS:
-        raise UsageError(f"cannot tell how to draw {str(output)!r}: use {', '.join(GRAPH_FORMATS)}")
+    from archspec.files import check_writable
+    from archspec.outputs.diagram import IMAGE_FORMATS, drawing_suffix, graphviz
+
+    suffix = drawing_suffix(output)
     if args.depth is not None and args.depth < 1:
         raise UsageError(f"--depth must be 1 or more, got {args.depth}")
-    from archspec.analysis import analyze
-    from archspec.files import atomic_write, check_writable
-    from archspec.frontend.loader import load
-    from archspec.outputs.diagram import build_diagram, graphviz, render_dot, to_dot, to_mermaid
-
     check_writable(output)
-    if output.suffix in (".svg", ".png"):
-        graphviz(output.suffix[1:])  # before the analysis: a missing program fails fast
-    report = analyze(load(args.spec, dict(args.overrides), args.freeze))
-    diagram = build_diagram(report, args.depth)
-    if output.suffix == ".mmd":
-        data = to_mermaid(diagram, args.params).encode()
-    elif output.suffix == ".dot":
-        data = to_dot(diagram, args.params).encode()
-    else:
-        data = render_dot(diagram, output.suffix[1:], args.params)
-    atomic_write(output, lambda file: file.write(data))
-    skips = sum(edge.skip for edge in diagram.edges)
+    if suffix in IMAGE_FORMATS:
+        graphviz(suffix[1:])  # before the analysis: a missing program fails fast
+    from archspec import draw
+    from archspec.frontend.loader import load
+
+    diagram = draw(load(args.spec, dict(args.overrides), args.freeze), args.depth)
+    diagram.save(output, args.params)
     print(
         f"{output}: {len(diagram.boxes)} boxes, {len(diagram.edges)} edges "
-        f"({skips} skip connections)"
+        f"({diagram.skips} skip connections)"
     )
     return EXIT_OK
 

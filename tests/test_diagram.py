@@ -9,7 +9,7 @@ import pytest
 
 import archspec
 from archspec.cli import main
-from archspec.outputs.diagram import build_diagram, to_dot, to_mermaid
+from archspec.outputs.diagram import Diagram
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden" / "graphs"
@@ -17,12 +17,12 @@ CASES = [("lenet5", None), ("resnet18", 2)]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def diagram_of(name: str, depth: int | None):
-    return build_diagram(archspec.analyze(archspec.load(ROOT / "examples" / f"{name}.yaml")), depth)
+def diagram_of(name: str, depth: int | None) -> Diagram:
+    return archspec.draw(ROOT / "examples" / f"{name}.yaml", depth)
 
 
 @pytest.mark.parametrize(("name", "depth"), CASES)
-@pytest.mark.parametrize(("suffix", "render"), [(".mmd", to_mermaid), (".dot", to_dot)])
+@pytest.mark.parametrize(("suffix", "render"), [(".mmd", Diagram.mermaid), (".dot", Diagram.dot)])
 def test_drawing_matches_golden(name, depth, suffix, render, request):
     actual = render(diagram_of(name, depth))
     path = GOLDEN / f"{name}{'-depth' + str(depth) if depth else ''}{suffix}"
@@ -83,7 +83,7 @@ layers:
   - {name: summed, op: add, inputs: [squeezed, left]}
 """
     )
-    merges = {box.name: box.merge for box in build_diagram(archspec.analyze(spec)).boxes}
+    merges = {box.name: box.merge for box in archspec.draw(spec).boxes}
     assert merges == {
         "input": None,
         "left": None,
@@ -95,7 +95,7 @@ layers:
 
 
 def test_mermaid_marks_skips_as_dotted_and_merges_as_circles():
-    text = to_mermaid(diagram_of("resnet18", 3))
+    text = diagram_of("resnet18", 3).mermaid()
     assert '(("+"))' in text
     assert "-.->" in text
 
@@ -144,3 +144,24 @@ def test_missing_graphviz_is_a_clear_error(tmp_path, capsys, monkeypatch):
         capsys.readouterr().err
     )
     assert not output.exists()
+
+
+def test_a_network_built_in_python_draws_and_saves(tmp_path):
+    network = archspec.Network(
+        "tiny",
+        (3, 8, 8),
+        [
+            archspec.Layer("conv", archspec.ops.Conv2d(out_channels=4, kernel=3, padding=1)),
+            archspec.Layer("act", archspec.ops.ReLU()),
+            archspec.Layer("skip", archspec.ops.Conv2d(out_channels=4, kernel=1), ("input",)),
+            archspec.Layer("add", archspec.ops.Add(), ("act", "skip")),
+        ],
+    )
+    diagram = archspec.draw(network)
+    assert [box.name for box in diagram.boxes] == ["input", "conv", "act", "skip", "add"]
+    assert diagram.skips == 2  # input -> skip and skip -> add leave the main flow
+    diagram.save(tmp_path / "tiny.dot", params=True)
+    assert (tmp_path / "tiny.dot").read_text() == diagram.dot(params=True)
+    with pytest.raises(archspec.ArchspecError, match=r"cannot tell how to draw .*tiny\.jpg"):
+        diagram.save(tmp_path / "tiny.jpg")
+    assert not (tmp_path / "tiny.jpg").exists()

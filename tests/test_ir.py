@@ -139,6 +139,7 @@ def test_a_network_built_in_python_never_imports_yaml():
         "from archspec.ops.conv import Conv2d\n"
         "net = Network('n', (3, 8, 8), (Layer('c', Conv2d(out_channels=4, kernel=3)),))\n"
         "archspec.analyze(net); archspec.compile(net)(torch.randn(1, 3, 8, 8))\n"
+        "archspec.draw(net).mermaid()\n"
         "assert 'yaml' not in sys.modules, 'yaml was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import shutil
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 from archspec.analysis import Report
 from archspec.errors import UsageError
+from archspec.files import atomic_write
 from archspec.ir import INPUT
 from archspec.ops.base import Shape
 
@@ -34,11 +36,54 @@ class Edge:
     skip: bool  # not from the box just before: a skip connection
 
 
+#: What a drawing can be saved as, by file suffix: text (Mermaid, DOT) or Graphviz's images.
+FORMATS = (".mmd", ".dot", ".svg", ".png")
+IMAGE_FORMATS = (".svg", ".png")
+
+
 @dataclass(frozen=True)
 class Diagram:
+    """A network's picture: boxes in network order and the edges between them."""
+
     name: str
     boxes: tuple[Box, ...]
     edges: tuple[Edge, ...]
+
+    @property
+    def skips(self) -> int:
+        return sum(edge.skip for edge in self.edges)
+
+    def mermaid(self, params: bool = False) -> str:
+        """A Mermaid flowchart: renders in GitHub, Jupyter and most Markdown notes."""
+        return _mermaid(self, params)
+
+    def dot(self, params: bool = False) -> str:
+        """Graphviz DOT; skip connections are dashed."""
+        return _dot(self, params)
+
+    def render(self, file_format: str, params: bool = False) -> bytes:
+        """ "svg" or "png", drawn by Graphviz's `dot` program (UsageError if it is missing)."""
+        return _render(self, file_format, params)
+
+    def save(self, path: str | Path, params: bool = False) -> None:
+        """Write the drawing in the format its suffix names (.mmd, .dot, .svg, .png), whole or
+        not at all."""
+        path = Path(path)
+        suffix = drawing_suffix(path)
+        if suffix == ".mmd":
+            data = self.mermaid(params).encode()
+        elif suffix == ".dot":
+            data = self.dot(params).encode()
+        else:
+            data = self.render(suffix[1:], params)
+        atomic_write(path, lambda file: file.write(data))
+
+
+def drawing_suffix(path: Path) -> str:
+    """The suffix of a drawing's path, UsageError unless one of FORMATS."""
+    if path.suffix not in FORMATS:
+        raise UsageError(f"cannot tell how to draw {str(path)!r}: use {', '.join(FORMATS)}")
+    return path.suffix
 
 
 def build_diagram(report: Report, depth: int | None = None) -> Diagram:
@@ -97,8 +142,7 @@ def _label(box: Box, params: bool) -> list[str]:
     return lines
 
 
-def to_mermaid(diagram: Diagram, params: bool = False) -> str:
-    """A Mermaid flowchart: renders in GitHub and most Markdown notes."""
+def _mermaid(diagram: Diagram, params: bool) -> str:
     lines = ["flowchart TD"]
     for index, box in enumerate(diagram.boxes):
         if box.merge:
@@ -112,8 +156,7 @@ def to_mermaid(diagram: Diagram, params: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_dot(diagram: Diagram, params: bool = False) -> str:
-    """Graphviz DOT; skip connections are dashed."""
+def _dot(diagram: Diagram, params: bool) -> str:
     lines = [
         f"digraph {_quote(diagram.name)} {{",
         "    rankdir=TB;",
@@ -147,8 +190,7 @@ def graphviz(file_format: str) -> str:
     return program
 
 
-def render_dot(diagram: Diagram, file_format: str, params: bool = False) -> bytes:
-    """SVG or PNG from Graphviz's `dot` program."""
+def _render(diagram: Diagram, file_format: str, params: bool) -> bytes:
     program = graphviz(file_format)
     if len(diagram.boxes) > MAX_RENDERED_BOXES:
         raise UsageError(
@@ -158,7 +200,7 @@ def render_dot(diagram: Diagram, file_format: str, params: bool = False) -> byte
     try:
         done = subprocess.run(
             [program, f"-T{file_format}"],
-            input=to_dot(diagram, params).encode(),
+            input=diagram.dot(params).encode(),
             capture_output=True,
             check=False,
             timeout=RENDER_SECONDS,
