@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from archspec import ops
-from archspec.analysis import Report, analyze
+from archspec.analysis import Report
+from archspec.analysis import analyze as _analyze
 from archspec.errors import ArchspecError, Diagnostic, SpecError
 from archspec.frontend.loader import Spec, load
 from archspec.ir import Layer, Network, unwrap
@@ -39,6 +40,24 @@ __all__ = [
 ]
 
 
+def analyze(
+    subject: Network | Spec | str | Path,
+    input_shape: Sequence[int] | None = None,
+) -> Report:
+    """Static analysis of a network (a `Network`, a loaded spec, or a spec's path or text) at
+    `input_shape` (C, H, W) or (F,), default its input: every layer's shape, parameters, MACs,
+    FLOPs and receptive field, and the totals. Never imports torch.
+
+    Raises SpecError naming every layer whose shapes do not fit, positioned in the spec's file.
+    """
+    return _analyze(_loaded(subject), input_shape)
+
+
+def _loaded(subject: Network | Spec | str | Path) -> Network | Spec:
+    # a path or text is the YAML frontend's to read; every later stage takes what it makes
+    return load(subject) if isinstance(subject, str | Path) else subject
+
+
 def compile(
     subject: Network | Spec | str | Path,
     weights: str | Path | Mapping[str, torch.Tensor] | None = None,
@@ -55,8 +74,8 @@ def compile(
     """
     from archspec.backends.torch import compile_module
 
-    network, origins = unwrap(load(subject) if isinstance(subject, str | Path) else subject)
-    report = analyze(network, input_shape, origins)
+    network, origins = unwrap(_loaded(subject))
+    report = _analyze(network, input_shape, origins)
     return compile_module(network, report, weights, strict, max_memory=max_memory)
 
 
@@ -77,8 +96,9 @@ def export_onnx(
     """
     from archspec.backends.onnx import export_onnx as export
 
-    loaded = load(subject) if isinstance(subject, str | Path) else subject
-    return export(loaded, path, weights, strict, opset, batch, verify, max_memory=max_memory)
+    return export(
+        _loaded(subject), path, weights, strict, opset, batch, verify, max_memory=max_memory
+    )
 
 
 def draw(
@@ -93,5 +113,5 @@ def draw(
     """
     from archspec.outputs.diagram import build_diagram
 
-    network, origins = unwrap(load(subject) if isinstance(subject, str | Path) else subject)
-    return build_diagram(analyze(network, input_shape, origins), depth)
+    network, origins = unwrap(_loaded(subject))
+    return build_diagram(_analyze(network, input_shape, origins), depth)

@@ -36,7 +36,7 @@ class NetworkError(SpecError):
 class Pending:
     """An op whose fields wait for the shape entering the layer (`out_channels: in_channels`).
 
-    `fields` holds values and `Deferred` expressions; `archspec.late.resolve` makes the op.
+    `fields` holds values and `archspec.late.LateValue`s; `archspec.late.resolve` makes the op.
     """
 
     op_name: str

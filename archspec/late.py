@@ -1,12 +1,14 @@
 """Late-bound fields: values known only once the shape entering a layer is, resolved in one place.
 
 `in_channels` is the only late name today; symbolic sizes will join it. A frontend leaves a field
-that reads one as a `Deferred` inside a `Pending` op; analysis calls `resolve` with the shapes
-and gets the op, or field-level errors for the frontend's lookup to position.
+that reads one as a `LateValue` of its own making (the YAML frontend's `Deferred` expression)
+inside a `Pending` op; analysis calls `resolve` with the shapes and gets the op, or field-level
+errors for the frontend's lookup to position.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,6 +21,30 @@ from archspec.validation import SourcePath, field_messages
 
 #: The names whose value is known only when the layer's input shape is.
 LATE_NAMES = frozenset({"in_channels"})
+
+
+class LateValue(ABC):
+    """A field's value that reads late names; each frontend says how it is computed."""
+
+    @abstractmethod
+    def resolve(self, late: Mapping[str, Any]) -> Any:
+        """The value, given the late names' values; ExpressionError when it cannot be had."""
+
+
+def resolve_value(value: Any, late: Mapping[str, Any]) -> Any:
+    """`value` with every LateValue in it (lists included) resolved."""
+    if isinstance(value, LateValue):
+        return value.resolve(late)
+    if isinstance(value, list):
+        return [resolve_value(item, late) for item in value]
+    return value
+
+
+def is_late(value: Any) -> bool:
+    """Whether `value` (or an item of it) waits for late names."""
+    if isinstance(value, list):
+        return any(is_late(item) for item in value)
+    return isinstance(value, LateValue)
 
 
 class LateFieldError(ArchspecError):
@@ -40,10 +66,6 @@ def resolve(op_name: str, fields: Mapping[str, Any], inputs: Sequence[Shape], co
 
     LateFieldError lists what does not fit, each message starting with `context`.
     """
-    from archspec.frontend.expressions import (
-        resolve_value,  # the Deferred values are the frontend's
-    )
-
     late = late_values(inputs)
     resolved = {}
     for key, value in fields.items():

@@ -15,12 +15,11 @@ from archspec.errors import ExpressionError
 from archspec.frontend.expressions import (
     MAX_MAGNITUDE,
     Deferred,
-    contains_deferred,
     evaluate,
     evaluate_value,
     make_divisible,
-    resolve_value,
 )
+from archspec.late import is_late, resolve_value
 
 PARAMS = {"a": 7, "b": -3, "planes": 64, "zero": 0}
 ARITHMETIC = {
@@ -426,8 +425,8 @@ def test_deferred_errors_when_resolved():
 
 def test_resolve_value_and_contains_deferred():
     value = evaluate_value(["same", "in_channels", "2 * in_channels", 3], {})
-    assert contains_deferred(value)
-    assert not contains_deferred(["same", 3])
+    assert is_late(value)
+    assert not is_late(["same", 3])
     assert resolve_value(value, {"in_channels": 5}) == ["same", 5, 10, 3]
     assert resolve_value(7, {"in_channels": 5}) == 7
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from archspec.analysis.receptive_field import ReceptiveField, misalignment, through
 from archspec.analysis.report import BYTES_PER_ELEMENT, LayerReport, Report, Totals
@@ -18,17 +17,18 @@ DOMINANT_SHARE = 0.5
 
 
 def analyze(
-    subject: Network | HasNetwork | str | Path,
+    subject: Network | HasNetwork,
     input_shape: Sequence[int] | None = None,
     origins: Origins | None = None,
 ) -> Report:
     """Static analysis of a network at `input_shape` (C, H, W) or (F,), default its input.
 
-    `subject` is a `Network`, a loaded spec (anything with `.network` and `.origins`), or a
-    spec's path. Raises SpecError naming every layer whose shapes do not fit, positioned by
-    `origins` (a loaded spec brings its own).
+    `subject` is a `Network` or a loaded spec (anything with `.network` and `.origins`). Raises
+    SpecError naming every layer whose shapes do not fit, positioned by `origins` (a loaded spec
+    brings its own).
     """
-    network, origins = _network_of(subject, origins)
+    network, own_origins = unwrap(subject)
+    origins = origins or own_origins
     shape = _check_input_shape(input_shape) if input_shape is not None else network.input
     walk = _Walk(network, origins, shape)
     with paused_gc():
@@ -37,17 +37,6 @@ def analyze(
         if walk.errors:
             raise SpecError.collect(walk.errors)
         return walk.report()
-
-
-def _network_of(
-    subject: Network | HasNetwork | str | Path, origins: Origins | None
-) -> tuple[Network, Origins]:
-    if isinstance(subject, str | Path):
-        from archspec.frontend.loader import load  # a path is the YAML frontend's to read
-
-        subject = load(subject)
-    network, own = unwrap(subject)
-    return network, origins or own
 
 
 def _check_input_shape(shape: Sequence[int]) -> Shape:

@@ -9,12 +9,13 @@ from archspec.errors import Diagnostic, ExpressionError, SpecError, suggest
 from archspec.frontend import budget
 from archspec.frontend.arguments import bind_arguments
 from archspec.frontend.budget import ExpansionBudget
-from archspec.frontend.expressions import Deferred, contains_deferred, evaluate, evaluate_value
+from archspec.frontend.expressions import Deferred, evaluate, evaluate_value
 from archspec.frontend.freeze import apply_freeze
 from archspec.frontend.layers import Layer, LayerGraph, validate_op
 from archspec.frontend.scopes import Member, NameRef, NodeRef, Ref, Resolver, Scope
 from archspec.frontend.spec import BlockLayer, GroupLayer, LayerEntry, OpLayer, SpecDocument
 from archspec.ir import INPUT, arity_problem, topological_order
+from archspec.late import is_late
 from archspec.ops.registry import OPS, lookup
 from archspec.validation import SourcePath
 
@@ -233,7 +234,7 @@ class _Expander:
             except ExpressionError as error:
                 self.error((*path, key), f"layer {full_name!r}: field {key!r}: {error.message}")
                 return NodeRef(full_name)
-        if not any(contains_deferred(value) for value in layer.fields.values()):
+        if not any(is_late(value) for value in layer.fields.values()):
             try:
                 layer.op = validate_op(layer, self.source, scope.env)
             except SpecError as error:

@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 from archspec.errors import ExpressionError, shown, suggest
-from archspec.late import LATE_NAMES
+from archspec.late import LATE_NAMES, LateValue, resolve_value
 
 MAX_EXPRESSION_LENGTH = 500
 # Spec numbers are layer sizes; anything beyond this is a mistake or an attack on the evaluator.
@@ -77,7 +77,7 @@ _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
 
 
 @dataclass(frozen=True)
-class Deferred:
+class Deferred(LateValue):
     """An expression that needs a late name (`in_channels`); resolved during analysis."""
 
     expression: str
@@ -131,20 +131,6 @@ def evaluate(expression: str, env: Mapping[str, Any]) -> Any:
         return Deferred(expression, dict(env))
     except RecursionError as error:
         raise ExpressionError(f"expression nests too deeply ({shown(expression)})") from error
-
-
-def resolve_value(value: Any, late: Mapping[str, Any]) -> Any:
-    if isinstance(value, Deferred):
-        return value.resolve(late)
-    if isinstance(value, list):
-        return [resolve_value(item, late) for item in value]
-    return value
-
-
-def contains_deferred(value: Any) -> bool:
-    if isinstance(value, list):
-        return any(contains_deferred(item) for item in value)
-    return isinstance(value, Deferred)
 
 
 @lru_cache(maxsize=4096)

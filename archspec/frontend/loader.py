@@ -18,7 +18,7 @@ from archspec.errors import (
     suggest,
 )
 from archspec.frontend.expansion import build_graph, expansion_errors
-from archspec.frontend.expressions import contains_deferred, evaluate_value, names_in
+from archspec.frontend.expressions import evaluate_value, names_in
 from archspec.frontend.layers import LayerGraph
 from archspec.frontend.spec import (
     SpecDocument,
@@ -28,7 +28,7 @@ from archspec.frontend.spec import (
 )
 from archspec.gcpause import paused_gc
 from archspec.ir import Layer, Network, Pending
-from archspec.late import LATE_NAMES
+from archspec.late import LATE_NAMES, is_late
 from archspec.validation import SourcePath
 
 if TYPE_CHECKING:
@@ -197,7 +197,7 @@ def resolve_params(
                 raise UsageError(f"override {key!r}: {error.message}") from error
             errors.append(source.error(path, f"parameter {key!r}: {error.message}"))
             continue
-        if contains_deferred(value):
+        if is_late(value):
             errors.append(
                 source.error(path, f"parameter {key!r}: in_channels is only known inside a layer")
             )
