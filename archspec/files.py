@@ -34,19 +34,38 @@ def file_kind(mode: int) -> str:
     return "a regular file" if stat.S_ISREG(mode) else _KINDS.get(stat.S_IFMT(mode), "not a file")
 
 
-def check_readable(path: Path, what: str) -> None:
-    """UsageError now, before any work, unless `path` is a regular file: reading a FIFO would
-    wait forever, and /dev/zero would never end."""
-    where = repr(str(path))
+class UnreadableFile(Exception):
+    """Why a file cannot be read, as a phrase that ends a message: `No such file or directory`."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """`path` opened for reading when it is a regular file, else UnreadableFile.
+
+    Opened without blocking and checked before any read: reading a FIFO would wait forever, a
+    terminal until someone typed, and /dev/zero would never end.
+    """
     try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError as error:
-        raise UsageError(f"{what} file {where} does not exist") from error
-    except (OSError, ValueError) as error:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except (OSError, ValueError) as error:  # ValueError: a NUL byte in the path
         reason = error.strerror if isinstance(error, OSError) else str(error)
-        raise UsageError(f"cannot read {what} from {where}: {reason}") from error
+        raise UnreadableFile(reason or str(error)) from error
+    mode = os.fstat(descriptor).st_mode
     if not stat.S_ISREG(mode):
-        raise UsageError(f"{what} path {where} is {file_kind(mode)}, not a regular file")
+        os.close(descriptor)
+        raise UnreadableFile(f"it is {file_kind(mode)}, not a regular file")
+    return os.fdopen(descriptor, "rb")
+
+
+def check_readable(path: Path, what: str) -> None:
+    """UsageError now, before any work, unless `path` is a regular file archspec may read."""
+    try:
+        open_regular(path).close()
+    except UnreadableFile as error:
+        raise UsageError(f"cannot read {what} from {str(path)!r}: {error.reason}") from error
 
 
 def check_writable(path: Path) -> None:
@@ -129,4 +148,11 @@ def _create_beside(path: Path) -> tuple[Path, int]:
             continue
 
 
-__all__ = ["OutputError", "atomic_write", "check_writable"]
+__all__ = [
+    "OutputError",
+    "UnreadableFile",
+    "atomic_write",
+    "check_readable",
+    "check_writable",
+    "open_regular",
+]

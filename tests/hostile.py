@@ -650,7 +650,7 @@ WEIGHTS_CASES = [
     _weights_case("fifo", lambda folder: os.mkfifo(folder / "w.pt"), r"FIFO"),
     _weights_case("folder", lambda folder: (folder / "w.pt").mkdir(), r"directory"),
     _weights_case("dev_zero", lambda folder: (folder / "w.pt").symlink_to("/dev/zero"), r"device"),
-    _weights_case("missing", lambda folder: None, r"does not exist"),
+    _weights_case("missing", lambda folder: None, r"No such file or directory"),
     _weights_case("sparse_tensor", _torch_save(_sparse), r"sparse"),
     _weights_case("integer_keys", _torch_save(_int_keys), r"key"),
     _weights_case(

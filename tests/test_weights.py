@@ -119,7 +119,7 @@ def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
 
 
 def test_a_directory_is_refused(tmp_path):
-    with pytest.raises(WeightsError, match=r"weights path '.*' is a directory, not a regular file"):
+    with pytest.raises(WeightsError, match=r"from '.*': it is a directory, not a regular file"):
         archspec.compile(TINY, weights=tmp_path)
 
 

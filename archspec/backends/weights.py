@@ -3,10 +3,8 @@ raw error."""
 
 from __future__ import annotations
 
-import os
 import re
 import reprlib
-import stat
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,7 +15,7 @@ import torch
 from torch import nn
 
 from archspec.errors import ArchspecError
-from archspec.files import file_kind
+from archspec.files import UnreadableFile, open_regular
 
 #: Keys listed per kind in a message before "and N more".
 SHOWN = 5
@@ -144,33 +142,11 @@ def _kind(value: object) -> str:
 
 
 def _open_regular(path: Path) -> BinaryIO:
-    """`path` opened for reading, refused without opening unless it is a regular file: torch.load
-    would block forever on a FIFO and read /dev/zero until memory runs out."""
-    name = str(path)
+    """torch.load would block forever on a FIFO and read /dev/zero until memory runs out."""
     try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError as error:
-        raise WeightsError(f"weights file {name!r} does not exist") from error
-    except OSError as error:
-        raise WeightsError(f"cannot read weights from {name!r}: {error.strerror}") from error
-    _check_regular(name, mode)
-    try:
-        # non-blocking, in case a FIFO took the file's place since the stat
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError as error:
-        raise WeightsError(f"cannot read weights from {name!r}: {error.strerror}") from error
-    file = os.fdopen(descriptor, "rb")
-    try:
-        _check_regular(name, os.fstat(descriptor).st_mode)
-    except BaseException:
-        file.close()
-        raise
-    return file
-
-
-def _check_regular(name: str, mode: int) -> None:
-    if not stat.S_ISREG(mode):
-        raise WeightsError(f"weights path {name!r} is {file_kind(mode)}, not a regular file")
+        return open_regular(path)
+    except UnreadableFile as error:
+        raise WeightsError(f"cannot read weights from {str(path)!r}: {error.reason}") from error
 
 
 def _reason(error: Exception) -> str:

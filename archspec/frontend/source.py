@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import yaml
 
 from archspec.errors import Diagnostic, Position, SpecError
-from archspec.files import file_kind
+from archspec.files import UnreadableFile, open_regular
 from archspec.validation import SourcePath
 
 # A spec is a short text; these bounds turn hostile input (alias bombs, deep nesting, huge files)
@@ -116,21 +115,13 @@ def _names_a_file(text: str) -> bool:
 def read_bounded(path: Path, limit: int | None = None, what: str = "spec") -> bytes:
     """The bytes of the regular file `path`; SpecError past `limit` bytes (MAX_SOURCE_BYTES).
 
-    Opened without blocking and checked to be a regular file before reading, so that a FIFO, a
-    terminal or /dev/zero cannot make archspec wait forever or read without end.
+    Only a regular file is read (see `files.open_regular`).
     """
     try:
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except (OSError, ValueError) as error:
-        reason = error.strerror if isinstance(error, OSError) else str(error)
-        raise SpecError(f"cannot read {what} {str(path)!r}: {reason}") from error
-    mode = os.fstat(descriptor).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(descriptor)
-        raise SpecError(
-            f"cannot read {what} {str(path)!r}: it is {file_kind(mode)}, not a regular file"
-        )
-    with os.fdopen(descriptor, "rb") as stream:
+        stream = open_regular(path)
+    except UnreadableFile as error:
+        raise SpecError(f"cannot read {what} {str(path)!r}: {error.reason}") from error
+    with stream:
         limit = MAX_SOURCE_BYTES if limit is None else limit
         try:
             data = stream.read(limit + 1)
