@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
 
-from archspec.errors import Diagnostic, Position, SpecError, suggest
+from archspec.errors import Position, SpecError, suggest
 from archspec.ops.base import MAX_DIM, Op, Shape
 from archspec.ops.registry import OPS
 
@@ -29,7 +29,14 @@ CYCLE_SHOWN = 8
 
 
 class NetworkError(SpecError):
-    """A network that cannot exist: unknown inputs, a cycle, a wrong number of inputs."""
+    """A network that cannot exist: unknown inputs, a cycle, a wrong number of inputs.
+
+    `origin` is that of the layer at fault, for the frontend that made it to position.
+    """
+
+    def __init__(self, message: str, origin: Any = None) -> None:
+        super().__init__(message)
+        self.origin = origin
 
 
 @dataclass(frozen=True)
@@ -198,7 +205,7 @@ def _index(layers: tuple[Layer, ...]) -> dict[str, Layer]:
         if layer.name == INPUT:
             raise NetworkError(f"a layer cannot be named {INPUT!r}: it names the input")
         if layer.name in by_name:
-            raise NetworkError(f"duplicate layer name {layer.name!r}")
+            raise NetworkError(f"duplicate layer name {layer.name!r}", layer.origin)
         by_name[layer.name] = layer
     return by_name
 
@@ -210,33 +217,21 @@ def _check_references(
         for name in layer.inputs:
             if name != INPUT and name not in by_name:
                 raise NetworkError(
-                    f"layer {layer.name!r}: unknown input {name!r}{suggest(name, by_name)}"
+                    f"layer {layer.name!r}: unknown input {name!r}{suggest(name, by_name)}",
+                    layer.origin,
                 )
         problem = arity_problem(layer.op_name, len(layer.inputs))
         if problem:
-            raise NetworkError(f"layer {layer.name!r}: {problem}")
+            raise NetworkError(f"layer {layer.name!r}: {problem}", layer.origin)
     for name in outputs:
         if name not in by_name:
             raise NetworkError(f"unknown output {name!r}{suggest(name, by_name)}")
 
 
-class Node(Protocol):
-    """What ordering needs of a layer: its name, what it reads, where it was written."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def inputs(self) -> tuple[str, ...]: ...
-
-    @property
-    def origin(self) -> Any: ...
-
-
-def topological_order(layers: Sequence[Node], origins: Origins | None = None) -> tuple[str, ...]:
+def topological_order(layers: Sequence[Layer]) -> tuple[str, ...]:
     """Layer names in topological order, earliest declared first among those ready (Kahn's).
 
-    NetworkError naming the layers of a cycle, positioned through `origins` when given.
+    NetworkError naming the layers of a cycle, with the origin of its first declared layer.
     """
     position = {layer.name: index for index, layer in enumerate(layers)}
     waiting = {layer.name: sum(p != INPUT for p in layer.inputs) for layer in layers}
@@ -261,9 +256,7 @@ def topological_order(layers: Sequence[Node], origins: Origins | None = None) ->
         shown = [*cycle, cycle[0]] if len(cycle) <= CYCLE_SHOWN else cycle[:CYCLE_SHOWN]
         more = f" -> ... ({len(cycle):,} layers in the cycle)" if len(cycle) > CYCLE_SHOWN else ""
         message = f"cycle between layers: {' -> '.join(shown)}{more}"
-        origin = layers[position[cycle[0]]].origin
-        where = origins.position(origin) if origins is not None else None
-        raise NetworkError(message, [Diagnostic(message, where)])
+        raise NetworkError(message, layers[position[cycle[0]]].origin)
     return tuple(order)
 
 

@@ -9,18 +9,25 @@ import archspec
 from archspec.errors import SpecError, UsageError
 from archspec.frontend import budget
 from archspec.frontend.expressions import Deferred
-from archspec.frontend.layers import LayerGraph
+from archspec.ir import Layer, Network, Pending
 
 HEAD = "name: net\ninput: [3, 32, 32]\n"
 
 
-def expand(body: str, overrides: dict[str, object] | None = None) -> LayerGraph:
-    return archspec.load(HEAD + body, overrides).expanded
+def expand(body: str, overrides: dict[str, object] | None = None) -> Network:
+    return archspec.load(HEAD + body, overrides).network
 
 
-def wiring(graph: LayerGraph) -> dict[str, tuple[str, ...]]:
+def wiring(graph: Network) -> dict[str, tuple[str, ...]]:
     """Each layer, in order, with the layers it reads."""
-    return {layer.name: layer.inputs for layer in graph.layers()}
+    return {layer.name: layer.inputs for layer in graph.in_order()}
+
+
+def fields(layer: Layer) -> dict[str, object]:
+    """The fields the spec gives the layer's op, as validated (or still deferred)."""
+    if isinstance(layer.op, Pending):
+        return dict(layer.op.fields)
+    return {name: getattr(layer.op, name) for name in layer.op.model_fields_set if name != "op"}
 
 
 # -- naming ----------------------------------------------------------------------------------
@@ -48,8 +55,8 @@ def test_groups_are_numbered_like_sequential():
         "classifier.1": ("classifier.0",),
     }
     assert graph.outputs == ("classifier.1",)
-    assert graph.input_shape == (3, 32, 32)
-    assert len(graph) == 4
+    assert graph.input == (3, 32, 32)
+    assert len(graph.layers) == 4
     assert archspec.load(HEAD + SEQUENTIAL).graph.has_edge("input", "features.0")
     assert graph.layer("classifier.1").op_name == "linear"
 
@@ -66,7 +73,7 @@ layers:
   - {op: silu}
 """
     )
-    assert graph.order == ["0", "1.0", "1.1.0", "1.1.1", "head", "3"]
+    assert list(graph.order) == ["0", "1.0", "1.1.0", "1.1.1", "head", "3"]
 
 
 def test_block_instances_are_numbered_and_first_overrides_only_instance_0():
@@ -83,7 +90,7 @@ layers:
   - {name: single, block: basic, args: {planes: 16}, first: {stride: 2}}
 """
     )
-    assert graph.order == [
+    assert list(graph.order) == [
         "layer1.0.conv1",
         "layer1.0.relu",
         "layer1.1.conv1",
@@ -93,12 +100,12 @@ layers:
         "single.conv1",
         "single.relu",
     ]
-    conv = {name: graph.layer(name).fields for name in graph.order if name.endswith("conv1")}
-    assert conv["layer1.0.conv1"]["stride"] == 2
+    conv = {name: fields(graph.layer(name)) for name in graph.order if name.endswith("conv1")}
+    assert conv["layer1.0.conv1"]["stride"] == (2, 2)
     assert conv["layer1.0.conv1"]["out_channels"] == 4
-    assert [conv[f"layer1.{i}.conv1"]["stride"] for i in (1, 2)] == [1, 1]
+    assert [conv[f"layer1.{i}.conv1"]["stride"] for i in (1, 2)] == [(1, 1), (1, 1)]
     assert [conv[f"layer1.{i}.conv1"]["out_channels"] for i in (1, 2)] == [8, 8]
-    assert conv["single.conv1"]["stride"] == 2  # no repeat: the one instance is the first
+    assert conv["single.conv1"]["stride"] == (2, 2)  # no repeat: the one instance is the first
     assert graph.layer("layer1.1.conv1").inputs == ("layer1.0.relu",)
     assert graph.layer("single.conv1").inputs == ("layer1.2.relu",)
 
@@ -117,7 +124,7 @@ def test_repeat_count_may_be_an_expression():
     graph = expand(
         "params: {depth: 2}\nlayers:\n  - {name: s, repeat: depth + 1, layers: [{op: relu}]}\n"
     )
-    assert graph.order == ["s.0.0", "s.1.0", "s.2.0"]
+    assert list(graph.order) == ["s.0.0", "s.1.0", "s.2.0"]
 
 
 MOBILENET = """
@@ -180,8 +187,8 @@ def test_unnamed_repeats_are_spliced_into_the_parent():
         "features.3.add",
     ]
     assert "features.2.add" not in graph.order  # first: {residual: false}
-    assert graph.layer("features.2.conv.1.0").fields["stride"] == 2
-    assert graph.layer("features.3.conv.1.0").fields["stride"] == 1
+    assert fields(graph.layer("features.2.conv.1.0"))["stride"] == 2
+    assert fields(graph.layer("features.3.conv.1.0"))["stride"] == 1
     assert graph.layer("features.3.add").inputs == ("features.3.conv.3", "features.2.conv.3")
     assert graph.layer("features.4.0").inputs == ("features.3.add",)
     assert graph.layer("features.2.conv.0.0").inputs == ("features.1.conv.2",)
@@ -190,14 +197,13 @@ def test_unnamed_repeats_are_spliced_into_the_parent():
 def test_in_channels_stays_deferred_through_block_arguments():
     graph = expand(MOBILENET)
     expand_conv = graph.layer("features.2.conv.0.0")
-    assert isinstance(expand_conv.fields["out_channels"], Deferred)
-    assert expand_conv.op is None  # validated once in_channels is known
-    assert expand_conv.fields["out_channels"].resolve({"in_channels": 16}) == 96
+    assert isinstance(expand_conv.op, Pending)  # validated once in_channels is known
+    assert isinstance(fields(expand_conv)["out_channels"], Deferred)
+    assert fields(expand_conv)["out_channels"].resolve({"in_channels": 16}) == 96
     depthwise = graph.layer("features.2.conv.1.0")
-    assert depthwise.fields["groups"].resolve({"in_channels": 96}) == 96
+    assert fields(depthwise)["groups"].resolve({"in_channels": 96}) == 96
     projection = graph.layer("features.2.conv.2")
-    assert projection.fields["out_channels"] == 24
-    assert projection.op is not None
+    assert fields(projection)["out_channels"] == 24
     assert projection.op.kernel == (1, 1)
 
 
@@ -284,7 +290,7 @@ layers:
       - {op: gelu}
 """
     )
-    assert graph.order == ["f.0", "f.1", "f.2", "f.3"]
+    assert list(graph.order) == ["f.0", "f.1", "f.2", "f.3"]
     assert [graph.layer(n).op_name for n in graph.order] == ["relu", "sigmoid", "tanh", "gelu"]
     assert graph.layer("f.1").inputs == ("f.0",)
 
@@ -400,7 +406,7 @@ layers:
   - {name: x, block: b}
 """
     )
-    assert graph.layer("x.conv").fields["out_channels"] == 12
+    assert fields(graph.layer("x.conv"))["out_channels"] == 12
 
 
 def test_a_group_sees_outer_layers():
@@ -517,12 +523,12 @@ freeze: {patterns}
 )
 def test_freeze_patterns_mark_exactly_the_right_layers(patterns, frozen):
     graph = expand(FREEZE.replace("{patterns}", patterns))
-    assert {layer.name for layer in graph.layers() if layer.frozen} == frozen
+    assert {layer.name for layer in graph.in_order() if layer.frozen} == frozen
 
 
 def test_nothing_is_frozen_by_default():
     graph = expand(FREEZE.replace("freeze: {patterns}", ""))
-    assert not any(layer.frozen for layer in graph.layers())
+    assert not any(layer.frozen for layer in graph.in_order())
 
 
 def test_freeze_pattern_that_matches_nothing():
@@ -545,10 +551,10 @@ layers:
 """
     spec = archspec.load(HEAD + body)
     assert spec.params == {"w": 8, "w2": 16}
-    assert spec.expanded.layer("c").fields["out_channels"] == 16
+    assert fields(spec.network.layer("c"))["out_channels"] == 16
     spec = archspec.load(HEAD + body, overrides={"w": 16})
     assert spec.params == {"w": 16, "w2": 32}
-    assert spec.expanded.layer("c").fields["out_channels"] == 32
+    assert fields(spec.network.layer("c"))["out_channels"] == 32
 
 
 def test_overrides_reach_blocks_conditions_and_repeats():
@@ -562,8 +568,8 @@ layers:
   - {name: extra, op: relu, when: depth > 2}
 """
     graph = expand(body, {"depth": 3, "bias": True, "width": 5})
-    assert graph.order == ["s.0.conv", "s.1.conv", "s.2.conv", "extra"]
-    assert graph.layer("s.2.conv").fields == {"out_channels": 10, "kernel": 1, "bias": True}
+    assert list(graph.order) == ["s.0.conv", "s.1.conv", "s.2.conv", "extra"]
+    assert fields(graph.layer("s.2.conv")) == {"out_channels": 10, "kernel": (1, 1), "bias": True}
 
 
 def test_override_may_be_an_expression_over_earlier_parameters():
@@ -618,7 +624,7 @@ layers:
   - {name: b, op: sigmoid, inputs: input}
 """
     )
-    assert graph.order == ["z", "a", "m", "b"]
+    assert list(graph.order) == ["z", "a", "m", "b"]
 
 
 def test_order_puts_a_forward_reference_first():
@@ -631,9 +637,9 @@ layers:
 outputs: [x, z]
 """
     )
-    assert graph.order == ["y", "x", "z"]
+    assert list(graph.order) == ["y", "x", "z"]
     order = graph.order
-    for producer, consumer in {(p, layer.name) for layer in graph.layers() for p in layer.inputs}:
+    for producer, consumer in {(p, layer.name) for layer in graph.in_order() for p in layer.inputs}:
         if producer != "input":
             assert order.index(producer) < order.index(consumer)
 
@@ -727,14 +733,14 @@ def test_layer_limit(monkeypatch):
 def test_layer_limit_allows_specs_below_it(monkeypatch):
     monkeypatch.setattr(budget, "MAX_LAYERS", 200)
     graph = expand("layers:\n  - {layers: [{layers: [{op: relu}], repeat: 8}], repeat: 8}\n")
-    assert len(graph) == 64
+    assert len(graph.layers) == 64
     assert graph.order[-1] == "7.7.0"
 
 
 def test_a_spec_of_exactly_the_layer_limit_loads(monkeypatch):
     monkeypatch.setattr(budget, "MAX_LAYERS", 64)
     graph = expand("layers:\n  - {layers: [{op: relu}], repeat: 64}\n")
-    assert len(graph) == 64
+    assert len(graph.layers) == 64
 
 
 def test_repeats_past_the_layer_limit_fail_quickly():

@@ -256,8 +256,8 @@ def test_merge_keys_in_a_spec():
         "  - &conv {op: conv2d, out_channels: 4, kernel: 3, padding: 1}\n"
         "  - {<<: *conv, out_channels: 8}\n"
     )
-    graph = archspec.load(text).expanded
-    assert graph.layer("1").fields == {"out_channels": 8, "kernel": 3, "padding": 1}
+    conv = archspec.load(text).network.layer("1").op
+    assert (conv.out_channels, conv.kernel, conv.padding) == (8, (3, 3), (1, 1))
 
 
 def test_alias_bomb_is_stopped_by_the_node_limit(monkeypatch):

@@ -1,20 +1,21 @@
-"""Expand blocks, groups, repeats and conditions into the layers of a LayerGraph."""
+"""Expand blocks, groups, repeats and conditions into the layers of a `Network`."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from archspec import ir
 from archspec.errors import Diagnostic, ExpressionError, SpecError, suggest
 from archspec.frontend import budget
 from archspec.frontend.arguments import bind_arguments
 from archspec.frontend.budget import ExpansionBudget
 from archspec.frontend.expressions import Deferred, evaluate, evaluate_value
 from archspec.frontend.freeze import apply_freeze
-from archspec.frontend.layers import Layer, LayerGraph, validate_op
+from archspec.frontend.layers import Layer, validate_op
 from archspec.frontend.scopes import Member, NameRef, NodeRef, Ref, Resolver, Scope
 from archspec.frontend.spec import BlockLayer, GroupLayer, LayerEntry, OpLayer, SpecDocument
-from archspec.ir import INPUT, arity_problem, topological_order
+from archspec.ir import INPUT, Network, NetworkError, Pending, arity_problem
 from archspec.late import is_late
 from archspec.ops.registry import OPS, lookup
 from archspec.validation import SourcePath
@@ -27,25 +28,37 @@ if TYPE_CHECKING:
     from archspec.frontend.source import SourceDocument
 
 
-def build_graph(
+def build_network(
     document: SpecDocument,
     source: SourceDocument,
     params: Mapping[str, Any],
     freeze: Sequence[str] = (),
-) -> LayerGraph:
-    """Expand the document into a LayerGraph; raises SpecError with every problem found.
+) -> Network:
+    """Expand the document into the IR; raises SpecError with every problem found.
 
-    `freeze` adds patterns to the spec's own `freeze:` list (the CLI's --freeze).
+    `freeze` adds patterns to the spec's own `freeze:` list (the CLI's --freeze). A layer whose
+    fields read a late name becomes `Pending`; its origin is where it is written.
     """
     expander, outputs = _expand(document, source, params, freeze, set())
     if expander.errors:
         raise SpecError.collect(expander.errors)
-    from archspec.frontend.source import SourceOrigins  # the caller has read the YAML already
-
-    order = list(topological_order(list(expander.layers.values()), SourceOrigins(source)))
-    if outputs == [INPUT] or not order:
+    if outputs == [INPUT] or not expander.layers:
         raise SpecError.collect([source.error(("layers",), "the network has no layers")])
-    return LayerGraph(expander.layers, tuple(document.input), tuple(outputs), order)
+    layers = [
+        ir.Layer(
+            layer.name,
+            layer.op if layer.op is not None else Pending(layer.op_name, layer.fields),
+            layer.inputs,
+            layer.frozen,
+            origin=layer.source_path,
+        )
+        for layer in expander.layers.values()
+    ]
+    try:
+        return Network(document.name, tuple(document.input), tuple(layers), tuple(outputs))
+    except NetworkError as error:  # a cycle: every other problem is reported above
+        where = source.position(error.origin) if error.origin is not None else None
+        raise SpecError.collect([Diagnostic(error.message, where)]) from error
 
 
 def expansion_errors(

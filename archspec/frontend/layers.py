@@ -1,8 +1,8 @@
-"""The expanded network: its layers, their order, and the check of each layer's op fields."""
+"""A layer as expansion builds it, and the check of its op's fields against the document."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from archspec.errors import SpecError, suggest
 from archspec.frontend.spec import validation_diagnostics
-from archspec.ops.base import Op, Shape
+from archspec.ops.base import Op
 from archspec.ops.registry import OPS, build_op
 from archspec.validation import SourcePath
 
@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class Layer:
-    """One leaf layer of the expanded network."""
+    """One leaf layer while the spec expands: its inputs, op and frozen flag are filled in as
+    names resolve and patterns apply; `build_network` then makes it an `ir.Layer`."""
 
     name: str  # dotted path: layer1.0.conv1
     op_name: str
@@ -34,26 +35,6 @@ class Layer:
     def origin(self) -> SourcePath:
         """Where the layer is written: what `SourceOrigins` turns into a position."""
         return self.source_path
-
-
-@dataclass
-class LayerGraph:
-    """The expanded network: a DAG whose nodes are `input` and the dotted layer names."""
-
-    by_name: dict[str, Layer]
-    input_shape: Shape
-    outputs: tuple[str, ...]
-    order: list[str]  # layer names in topological order, ties broken by spec order
-
-    def layer(self, name: str) -> Layer:
-        return self.by_name[name]
-
-    def layers(self) -> Iterator[Layer]:
-        for name in self.order:
-            yield self.by_name[name]
-
-    def __len__(self) -> int:
-        return len(self.order)
 
 
 def validate_op(layer: Layer, source: SourceDocument, env: Mapping[str, Any]) -> Op:

@@ -17,9 +17,8 @@ from archspec.errors import (
     shown,
     suggest,
 )
-from archspec.frontend.expansion import build_graph, expansion_errors
+from archspec.frontend.expansion import build_network, expansion_errors
 from archspec.frontend.expressions import evaluate_value, names_in
-from archspec.frontend.layers import LayerGraph
 from archspec.frontend.spec import (
     SpecDocument,
     broken_entries,
@@ -27,7 +26,7 @@ from archspec.frontend.spec import (
     with_stand_ins,
 )
 from archspec.gcpause import paused_gc
-from archspec.ir import Layer, Network, Pending
+from archspec.ir import Network
 from archspec.late import LATE_NAMES, is_late
 from archspec.validation import SourcePath
 
@@ -39,13 +38,11 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Spec:
-    """A validated spec: its document, resolved parameters, expanded layers as the frontend sees
-    them, and the `Network` the later stages take, with the lookup (`origins`) that positions
-    its errors."""
+    """A validated spec: its document, resolved parameters, and the `Network` the later stages
+    take, with the lookup (`origins`) that positions their errors."""
 
     name: str
     params: dict[str, Any]
-    expanded: LayerGraph
     document: SpecDocument
     source: SourceDocument
     network: Network
@@ -59,21 +56,6 @@ class Spec:
     def graph(self) -> nx.DiGraph:
         """The network's layers as a networkx DiGraph (see `Network.graph`)."""
         return self.network.graph
-
-
-def to_network(name: str, graph: LayerGraph) -> Network:
-    """The expanded layers as the IR: a layer whose fields read a late name is `Pending`."""
-    layers = [
-        Layer(
-            layer.name,
-            layer.op if layer.op is not None else Pending(layer.op_name, layer.fields),
-            layer.inputs,
-            layer.frozen,
-            origin=layer.source_path,
-        )
-        for layer in graph.by_name.values()
-    ]
-    return Network(name, graph.input_shape, tuple(layers), graph.outputs)
 
 
 def load(
@@ -95,9 +77,8 @@ def load(
             later = _errors_beside(document, source, overrides or {}, freeze, broken)
             raise SpecError.collect([*schema_errors, *later])
         params = resolve_params(document, source, overrides or {})
-        graph = build_graph(document, source, params, freeze)
-        network = to_network(document.name, graph)
-    return Spec(document.name, params, graph, document, source, network, SourceOrigins(source))
+        network = build_network(document, source, params, freeze)
+    return Spec(document.name, params, document, source, network, SourceOrigins(source))
 
 
 def _errors_beside(
