@@ -12,7 +12,7 @@ from archspec.frontend.arguments import bind_arguments
 from archspec.frontend.budget import ExpansionBudget
 from archspec.frontend.expressions import Deferred, evaluate, evaluate_value
 from archspec.frontend.freeze import apply_freeze
-from archspec.frontend.layers import Layer, validate_op
+from archspec.frontend.layers import LayerDraft, validate_op
 from archspec.frontend.scopes import Member, NameRef, NodeRef, Ref, Resolver, Scope
 from archspec.frontend.spec import BlockLayer, GroupLayer, LayerEntry, OpLayer, SpecDocument
 from archspec.ir import INPUT, Network, NetworkError, Pending, arity_problem
@@ -126,7 +126,7 @@ class _Expander:
         self.document = document
         self.source = source
         self.broken = broken
-        self.layers: dict[str, Layer] = {}
+        self.layers: dict[str, LayerDraft] = {}
         self.pending: dict[str, list[Ref]] = {}
         self.errors: list[Diagnostic] = []
         self.block_depth = 0
@@ -227,7 +227,7 @@ class _Expander:
         full_name = scope.prefix + name
         if len(self.layers) >= budget.MAX_LAYERS:
             raise self.limits.too_large(path)
-        layer = Layer(full_name, entry.op, {}, path)
+        layer = LayerDraft(full_name, entry.op, {}, path)
         self.layers[full_name] = layer
         if entry.inputs is not None:
             self.pending[full_name] = [
@@ -368,7 +368,7 @@ class _Expander:
             layer.inputs = tuple(self.resolver.resolve(ref) for ref in self.pending[name])
             self._check_arity(layer)
 
-    def _check_arity(self, layer: Layer) -> None:
+    def _check_arity(self, layer: LayerDraft) -> None:
         if layer.op_name not in OPS:
             return  # reported already where the op is named
         problem = arity_problem(layer.op_name, len(layer.inputs))

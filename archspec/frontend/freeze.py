@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 
 from archspec.errors import suggest
-from archspec.frontend.layers import Layer
+from archspec.frontend.layers import LayerDraft
 from archspec.validation import SourcePath
 
 #: Glob patterns times group and layer names they are tried on; past this, a freeze list is
@@ -19,7 +19,7 @@ _GLOB = re.compile(r"[*?\[]")
 
 
 def apply_freeze(
-    layers: Mapping[str, Layer],
+    layers: Mapping[str, LayerDraft],
     patterns: Sequence[tuple[str, SourcePath | None]],
     report: Callable[[SourcePath | None, str], None],
 ) -> None:

@@ -19,9 +19,9 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class Layer:
+class LayerDraft:
     """One leaf layer while the spec expands: its inputs, op and frozen flag are filled in as
-    names resolve and patterns apply; `build_network` then makes it an `ir.Layer`."""
+    names resolve and patterns apply; `build_network` then makes it an `ir.LayerDraft`."""
 
     name: str  # dotted path: layer1.0.conv1
     op_name: str
@@ -37,7 +37,7 @@ class Layer:
         return self.source_path
 
 
-def validate_op(layer: Layer, source: SourceDocument, env: Mapping[str, Any]) -> Op:
+def validate_op(layer: LayerDraft, source: SourceDocument, env: Mapping[str, Any]) -> Op:
     """Check a layer's evaluated fields against its op's model."""
     op_class = OPS[layer.op_name]
 

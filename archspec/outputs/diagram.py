@@ -37,7 +37,7 @@ class Edge:
 
 
 #: What a drawing can be saved as, by file suffix: text (Mermaid, DOT) or Graphviz's images.
-FORMATS = (".mmd", ".dot", ".svg", ".png")
+DRAWING_FORMATS = (".mmd", ".dot", ".svg", ".png")
 IMAGE_FORMATS = (".svg", ".png")
 
 
@@ -80,9 +80,9 @@ class Diagram:
 
 
 def drawing_suffix(path: Path) -> str:
-    """The suffix of a drawing's path, UsageError unless one of FORMATS."""
-    if path.suffix not in FORMATS:
-        raise UsageError(f"cannot tell how to draw {str(path)!r}: use {', '.join(FORMATS)}")
+    """The suffix of a drawing's path, UsageError unless one of DRAWING_FORMATS."""
+    if path.suffix not in DRAWING_FORMATS:
+        raise UsageError(f"cannot tell how to draw {str(path)!r}: use {', '.join(DRAWING_FORMATS)}")
     return path.suffix
 
 

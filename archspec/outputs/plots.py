@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from matplotlib.ticker import FuncFormatter
 
 #: The formats a plot is written in, by file suffix.
-FORMATS = {".png": "png", ".svg": "svg"}
+PLOT_FORMATS = {".png": "png", ".svg": "svg"}
 #: Figure size in inches at DPI: a PNG is 1200x900 pixels.
 FIGURE_SIZE = (12.0, 9.0)
 DPI = 100
@@ -39,9 +39,9 @@ MAX_PLOTTED_LAYERS = 10_000
 
 def plot_format(path: Path) -> str:
     """`png` or `svg` from the file name; a UsageError for anything else, or without matplotlib."""
-    kind = FORMATS.get(path.suffix.lower())
+    kind = PLOT_FORMATS.get(path.suffix.lower())
     if kind is None:
-        allowed = " or ".join(FORMATS)
+        allowed = " or ".join(PLOT_FORMATS)
         raise UsageError(f"cannot tell how to plot to {str(path)!r}: name it *{allowed}")
     if importlib.util.find_spec("matplotlib") is None:
         raise UsageError("--plot needs matplotlib: pip install 'archspec[plot]'")
@@ -288,4 +288,4 @@ def _plain_formatter() -> FuncFormatter:
     return FuncFormatter(lambda value, _: f"{value:g}")
 
 
-__all__ = ["FORMATS", "plot_report"]
+__all__ = ["PLOT_FORMATS", "plot_report"]
