@@ -119,6 +119,19 @@ def _check_outputs(expander: _Expander, refs: list[NameRef], outputs: list[str])
         seen.setdefault(output, ref.text)
 
 
+class _Numbering:
+    """The names of a sequence's children: an unnamed one takes its position among the present
+    children (as `nn.Sequential` numbers them); entries left out by `when` take no number."""
+
+    def __init__(self) -> None:
+        self.next = 0
+
+    def name(self, given: str | None) -> str:
+        name = given if given is not None else str(self.next)
+        self.next += 1
+        return name
+
+
 class _Expander:
     def __init__(
         self, document: SpecDocument, source: SourceDocument, broken: set[SourcePath]
@@ -150,48 +163,60 @@ class _Expander:
     # -- expansion -------------------------------------------------------------------------
 
     def expand_sequence(self, entries: list[LayerEntry], path: SourcePath, scope: Scope) -> None:
-        index = 0  # position among present children: absent ones take no number, as in torchvision
+        numbering = _Numbering()
         for position, entry in enumerate(entries):
             entry_path = (*path, position)
             if entry_path in self.broken:
-                self.limits.count_entry(entry_path)
-                name = entry.name if entry.name is not None else str(index)
-                index += entry.name is None
-                scope.members.setdefault(name, Member(scope.last, opaque=True))
+                self._stand_in(entry_path, scope, numbering.name(entry.name))
                 continue
             present, count = self._condition_and_repeat(entry, entry_path, scope)
             if count is not None:
                 self.limits.check_repeat(entry, entry_path, count, len(self.layers))
             entry_input = self._entry_input(entry, entry_path, scope)
             if not present:
-                self.limits.count_entry(entry_path)
-                if entry.name is not None:
-                    self._add_member(scope, entry.name, Member(entry_input), entry_path)
-                continue
-            if count is not None and entry.name is None:
-                for instance in range(count):
-                    self._instance(
-                        entry,
-                        entry_path,
-                        scope,
-                        str(index),
-                        instance,
-                        entry_input if instance == 0 else scope.last,
-                    )
-                    index += 1
-                continue
-            name = entry.name if entry.name is not None else str(index)
-            index += 1
-            if count is None:
+                self._left_out(entry, entry_path, scope, entry_input)
+            elif count is None:
+                name = numbering.name(entry.name)
                 self._instance(entry, entry_path, scope, name, None, entry_input)
-                continue
-            container = Scope(f"{scope.prefix}{name}.", scope.env, entry_input, scope, sealed=False)
-            for instance in range(count):
-                self._instance(
-                    entry, entry_path, container, str(instance), instance, container.last
-                )
-            self._add_member(scope, name, Member(container.last, container), entry_path)
-            scope.last = container.last
+            elif entry.name is None:
+                # `repeat` without a name: the instances are siblings, numbered in the sequence
+                for instance in range(count):
+                    source = entry_input if instance == 0 else scope.last
+                    name = numbering.name(None)
+                    self._instance(entry, entry_path, scope, name, instance, source)
+            else:
+                name = numbering.name(entry.name)
+                self._named_repeat(entry, entry_path, scope, name, count, entry_input)
+
+    def _stand_in(self, path: SourcePath, scope: Scope, name: str) -> None:
+        """An entry the schema refused (reported already): an opaque member, so names leading
+        into it resolve without adding false errors."""
+        self.limits.count_entry(path)
+        scope.members.setdefault(name, Member(scope.last, opaque=True))
+
+    def _left_out(
+        self, entry: LayerEntry, path: SourcePath, scope: Scope, entry_input: Ref
+    ) -> None:
+        """An entry whose `when` is false: no layers, and its name passes its input through."""
+        self.limits.count_entry(path)
+        if entry.name is not None:
+            self._add_member(scope, entry.name, Member(entry_input), path)
+
+    def _named_repeat(
+        self,
+        entry: LayerEntry,
+        path: SourcePath,
+        scope: Scope,
+        name: str,
+        count: int,
+        entry_input: Ref,
+    ) -> None:
+        """`repeat` with a name: a group `name` whose instances are numbered 0, 1, ..."""
+        container = Scope(f"{scope.prefix}{name}.", scope.env, entry_input, scope, sealed=False)
+        for instance in range(count):
+            self._instance(entry, path, container, str(instance), instance, container.last)
+        self._add_member(scope, name, Member(container.last, container), path)
+        scope.last = container.last
 
     def _instance(
         self,
