@@ -8,7 +8,6 @@ import os
 import signal
 import sys
 import threading
-import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,9 @@ class _Terminated(BaseException):
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command. Exit codes: 0 done, 2 bad input (one line per problem, nothing
     written), 1 a bug in archspec, 130 interrupted, 143 terminated."""
+    # pydantic looks for plugins among every installed package's entry points when it first
+    # builds a model: a tenth of a short command's run, for observers of archspec's own models
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     parser = _parser()
     args = parser.parse_args(argv)
     with _terminate_like_interrupt():
@@ -66,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _report_bug(error: Exception) -> int:
     if os.environ.get("ARCHSPEC_DEBUG") == "1":
+        import traceback  # only for a bug: every run would pay for the import
+
         traceback.print_exception(error, file=sys.stderr)
     print(
         f"archspec: internal error: {type(error).__name__}: {shown(str(error))}\n"

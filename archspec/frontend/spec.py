@@ -84,7 +84,7 @@ InputNames = Annotated[list[str], BeforeValidator(_as_list, json_schema_input_ty
 class LayerBase(BaseModel):
     """Keys every layer entry may have."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     name: LayerName | None = Field(
         None, description="unnamed layers are numbered 0, 1, 2 ... in their group"
@@ -102,7 +102,7 @@ class LayerBase(BaseModel):
 class OpLayer(LayerBase):
     """One op; its own fields (out_channels, kernel, ...) are checked after expressions run."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     op: str
 
@@ -150,13 +150,12 @@ LayerEntry = Annotated[
         custom_error_message="a layer needs one of the keys `op`, `block` or `layers`",
     ),
 ]
-GroupLayer.model_rebuild()
 
 
 class BlockDefinition(BaseModel):
     """A reusable, parameterised sequence of layers."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     description: str = ""
     params: dict[Name, Value | None] = Field(
@@ -168,7 +167,7 @@ class BlockDefinition(BaseModel):
 class SpecDocument(BaseModel):
     """A whole spec file."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     name: Name
     description: str = ""

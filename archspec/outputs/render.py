@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from archspec.analysis import LayerReport, ReceptiveField, Report
 from archspec.analysis.receptive_field import format_rational
 from archspec.ops.base import Rational
@@ -15,6 +13,8 @@ HEADERS = ("Layer", "Op", "Output shape", "Params", "MACs", "Receptive field")
 
 
 def to_json(report: Report) -> str:
+    import json  # only JSON output needs it: the table is the common, quick case
+
     return json.dumps(report.to_json(), indent=2)
 
 
