@@ -90,8 +90,10 @@ def export_onnx(
     expected = reference_outputs(module, report, batches)
     step(f"exporting {network.name} to ONNX (opset {opset})")
     model = _export(module, report, opset, batch)
-    # the exporter leaves reference cycles around the module: collect them now, so its weights
-    # go before the model is serialized and loaded beside them
+    # the model holds its own copy of the weights now; the exporter leaves reference cycles
+    # around the module (fx's graph and module point at each other, tracing state at both), so
+    # only a full collection lets its copy go before the model is serialized beside it. 0.2 s
+    # against a weights-sized saving at the peak (VGG-16's 553 MB)
     del module
     gc.collect()
     written = _written_opset(model, opset)
