@@ -221,3 +221,8 @@ OP_STRATEGIES: dict[str, st.SearchStrategy[OpCase]] = {
     "add": add_cases(),
     "concat": concat_cases(),
 }
+
+# the op families' strategies (tests/op_families/), imported last: they use the helpers above
+from op_families import FAMILY_STRATEGIES  # noqa: E402
+
+OP_STRATEGIES.update(FAMILY_STRATEGIES)

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from op_families import family_references
 from strategies import OP_STRATEGIES, OpCase
 from torch import nn
 
@@ -249,6 +250,7 @@ VALUE_ORACLES: dict[str, Callable[..., torch.Tensor]] = {
     "identity": _pointwise(lambda op, x: x),
     "add": _add,
     "concat": _concat,
+    **family_references(),
 }
 
 
