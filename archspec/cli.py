@@ -10,10 +10,13 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from archspec import __version__
 from archspec.errors import ArchspecError, Diagnostic, UsageError, shown
+
+if TYPE_CHECKING:
+    from archspec.frontend.loader import Spec
 
 EXIT_OK = 0
 #: archspec itself failed: a bug, reported with a request to tell us.
@@ -253,6 +256,18 @@ def _add_overrides(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=VALUE",
         help="override a spec parameter (repeatable)",
     )
+    parser.add_argument(
+        "--variant",
+        metavar="NAME",
+        help="use one of the spec's variants (a named set of parameter values) before --set",
+    )
+
+
+def _load(args: argparse.Namespace, path: Path) -> Spec:
+    """The spec at `path` with the command's --variant, --set and --freeze."""
+    from archspec.frontend.loader import load
+
+    return load(path, dict(args.overrides), args.freeze, args.variant)
 
 
 def _override(text: str) -> tuple[str, Any]:
@@ -297,12 +312,11 @@ def _input_shape(text: str) -> tuple[int, ...]:
 
 def _validate(args: argparse.Namespace) -> int:
     from archspec.analysis import analyze
-    from archspec.frontend.loader import load
 
     failed = False
     for path in args.specs:
         try:
-            report = analyze(load(path, dict(args.overrides), args.freeze))
+            report = analyze(_load(args, path))
         except UsageError:
             raise
         except ArchspecError as error:
@@ -320,7 +334,6 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _analyze(args: argparse.Namespace) -> int:
     from archspec.analysis import analyze
-    from archspec.frontend.loader import load
     from archspec.outputs.render import to_json, to_markdown, to_table
 
     if args.plot is not None:
@@ -329,7 +342,7 @@ def _analyze(args: argparse.Namespace) -> int:
 
         plot_format(args.plot)  # before the analysis: a bad name fails fast, printing nothing
         check_writable(args.plot)
-    report = analyze(load(args.spec, dict(args.overrides), args.freeze), args.input_shape)
+    report = analyze(_load(args, args.spec), args.input_shape)
     if args.plot is not None:
         from archspec.outputs.plots import check_plottable
 
@@ -366,12 +379,11 @@ def _compile(args: argparse.Namespace) -> int:
         )
     from archspec.analysis import analyze
     from archspec.files import atomic_write, check_readable, check_writable
-    from archspec.frontend.loader import load
 
     check_writable(output)
     if args.weights is not None:
         check_readable(args.weights, "weights")
-    spec = load(args.spec, dict(args.overrides), args.freeze)
+    spec = _load(args, args.spec)
     report = analyze(spec)
     _print_diagnostics(report.warnings)
     from archspec.backends.budgets import check_compile
@@ -421,7 +433,6 @@ def _export(args: argparse.Namespace) -> int:
     if output.suffix != ".onnx":
         raise UsageError(f"export writes ONNX: name the output *.onnx, not {str(output)!r}")
     from archspec.files import check_readable, check_writable
-    from archspec.frontend.loader import load
 
     check_writable(output)
     if args.weights is not None:
@@ -432,7 +443,7 @@ def _export(args: argparse.Namespace) -> int:
         problem = opset_problem(args.opset)
         if problem:
             raise UsageError(problem)
-    spec = load(args.spec, dict(args.overrides), args.freeze)
+    spec = _load(args, args.spec)
     from archspec.analysis import analyze
     from archspec.backends.budgets import check_export
 
@@ -481,9 +492,8 @@ def _graph(args: argparse.Namespace) -> int:
     if suffix in IMAGE_FORMATS:
         graphviz(suffix[1:])  # before the analysis: a missing program fails fast
     from archspec import draw
-    from archspec.frontend.loader import load
 
-    diagram = draw(load(args.spec, dict(args.overrides), args.freeze), args.depth)
+    diagram = draw(_load(args, args.spec), args.depth)
     diagram.save(output, args.params)
     print(
         f"{output}: {len(diagram.boxes)} boxes, {len(diagram.edges)} edges "

@@ -59,11 +59,15 @@ class Spec:
 
 
 def load(
-    spec: str | Path, overrides: Mapping[str, Any] | None = None, freeze: Sequence[str] = ()
+    spec: str | Path,
+    overrides: Mapping[str, Any] | None = None,
+    freeze: Sequence[str] = (),
+    variant: str | None = None,
 ) -> Spec:
     """Read, validate and expand a spec given as a path or YAML text.
 
-    `overrides` replaces spec-level parameters (`{"num_classes": 10}`); `freeze` adds
+    `variant` chooses one of the spec's `variants:` (a named set of parameter values);
+    `overrides` then replaces spec-level parameters (`{"num_classes": 10}`); `freeze` adds
     dotted-name patterns of frozen layers to the spec's own (`["*", "!fc"]`). Raises SpecError
     listing every problem found, each with its file, line and column.
     """
@@ -74,9 +78,9 @@ def load(
         source = read_source(spec)
         document, schema_errors, broken = validate_document(source)
         if schema_errors:
-            later = _errors_beside(document, source, overrides or {}, freeze, broken)
+            later = _errors_beside(document, source, overrides or {}, freeze, broken, variant)
             raise SpecError.collect([*schema_errors, *later])
-        params = resolve_params(document, source, overrides or {})
+        params = resolve_params(document, source, overrides or {}, variant)
         network = build_network(document, source, params, freeze)
     return Spec(document.name, params, document, source, network, SourceOrigins(source))
 
@@ -87,11 +91,12 @@ def _errors_beside(
     overrides: Mapping[str, Any],
     freeze: Sequence[str],
     broken: set[SourcePath],
+    variant: str | None,
 ) -> list[Diagnostic]:
     """The errors of the later stages in a spec whose `broken` entries failed the schema:
     independent mistakes are all reported at once."""
     try:
-        params = resolve_params(document, source, overrides)
+        params = resolve_params(document, source, overrides, variant)
     except SpecError as error:
         return list(error.diagnostics)
     return expansion_errors(document, source, params, freeze, broken)
@@ -144,9 +149,14 @@ def override_problem(value: object, depth: int = 0) -> str | None:
 
 
 def resolve_params(
-    document: SpecDocument, source: SourceDocument, overrides: Mapping[str, Any]
+    document: SpecDocument,
+    source: SourceDocument,
+    overrides: Mapping[str, Any],
+    variant: str | None = None,
 ) -> dict[str, Any]:
-    """Evaluate spec-level parameters in order; each may use the ones before it."""
+    """Evaluate spec-level parameters in order; each may use the ones before it. A chosen
+    variant's values replace the written ones, and overrides replace both."""
+    written = _written_params(document, source, variant)
     for key, value in overrides.items():
         if not isinstance(key, str) or key not in document.params:
             known = ", ".join(document.params) or "none"
@@ -160,8 +170,7 @@ def resolve_params(
     params: dict[str, Any] = {}
     errors: list[Diagnostic] = []
     names = list(document.params)
-    for index, (key, raw) in enumerate(document.params.items()):
-        path = ("params", key)
+    for index, (key, (raw, path)) in enumerate(written.items()):
         if key in LATE_NAMES:
             errors.append(source.error(path, f"{key!r} is a reserved name", at_key=True))
             continue
@@ -187,6 +196,40 @@ def resolve_params(
     if errors:
         raise SpecError.collect(errors)
     return params
+
+
+def _written_params(
+    document: SpecDocument, source: SourceDocument, variant: str | None
+) -> dict[str, tuple[Any, SourcePath]]:
+    """Each parameter's written value and where it is written: in `params:`, or in the chosen
+    variant. Every variant may set only parameters that `params:` declares."""
+    errors = [
+        source.error(
+            ("variants", name, key),
+            f"variant {name!r} sets {key!r}, which is not a parameter"
+            f"{suggest(key, document.params)}",
+            at_key=True,
+        )
+        for name, values in document.variants.items()
+        for key in values
+        if key not in document.params
+    ]
+    if errors:
+        raise SpecError.collect(errors)
+    written: dict[str, tuple[Any, SourcePath]] = {
+        key: (raw, ("params", key)) for key, raw in document.params.items()
+    }
+    if variant is None:
+        return written
+    if variant not in document.variants:
+        known = ", ".join(document.variants) or "none"
+        raise UsageError(
+            f"the spec has no variant {shown(variant)}{suggest(variant, document.variants)}; "
+            f"its variants: {known}"
+        )
+    for key, raw in document.variants[variant].items():
+        written[key] = (raw, ("variants", variant, key))
+    return written
 
 
 def _later_names(raw: object, later: list[str]) -> str | None:

@@ -175,6 +175,10 @@ class SpecDocument(BaseModel):
         min_length=1, max_length=3, description="input shape without the batch: [C, H, W] or [F]"
     )
     params: dict[Name, Value] = Field(default_factory=dict)
+    variants: dict[Name, dict[Name, Value]] = Field(
+        default_factory=dict,
+        description="named sets of parameter values (n: {depth: 0.33}), chosen with --variant",
+    )
     blocks: dict[Name, BlockDefinition] = Field(default_factory=dict)
     layers: list[LayerEntry] = Field(min_length=1)
     outputs: InputNames | None = Field(None, description="layers whose outputs the network returns")
