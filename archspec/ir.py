@@ -111,6 +111,10 @@ class Network:
     input: Shape
     layers: tuple[Layer, ...]
     outputs: tuple[str, ...] = ()
+    #: Names the outputs are returned under, one per output: the module then returns a dict
+    #: (as torchvision's segmentation models return {"out": ..., "aux": ...}), and ONNX names
+    #: its outputs so. Empty: one output is returned alone, several as a tuple.
+    output_keys: tuple[str, ...] = ()
     order: tuple[str, ...] = field(default=(), init=False, compare=False)
     by_name: Mapping[str, Layer] = field(default_factory=dict, init=False, compare=False)
 
@@ -122,6 +126,11 @@ class Network:
         by_name = _index(layers)
         outputs = tuple(self.outputs) or (layers[-1].name,)
         _check_references(layers, by_name, outputs)
+        keys = tuple(self.output_keys)
+        problem = output_keys_problem(keys, len(outputs))
+        if problem:
+            raise NetworkError(problem)
+        object.__setattr__(self, "output_keys", keys)
         object.__setattr__(self, "input", tuple(self.input))
         object.__setattr__(self, "layers", layers)
         object.__setattr__(self, "outputs", outputs)
@@ -186,6 +195,21 @@ def input_shape_problem(shape: Sequence[int]) -> str | None:
         or any(not 1 <= size <= MAX_DIM for size in shape)
     ):
         return f"input shape must be 1 to 3 sizes from 1 to {MAX_DIM}, got {list(shape)}"
+    return None
+
+
+def output_keys_problem(keys: Sequence[str], outputs: int) -> str | None:
+    """Why `keys` cannot name `outputs` outputs, or None: one distinct identifier each."""
+    if not keys:
+        return None
+    if len(keys) != outputs:
+        return f"{len(keys)} output keys for {outputs} outputs: give one key per output"
+    for key in keys:
+        if not isinstance(key, str) or not key.isidentifier():
+            return f"output key {key!r} is not a name (letters, digits and _)"
+    repeated = next((key for key in keys if keys.count(key) > 1), None)
+    if repeated is not None:
+        return f"output key {repeated!r} is given twice"
     return None
 
 

@@ -56,3 +56,63 @@ def test_the_command_takes_a_variant(tmp_path, capsys):
     assert main(["validate", str(spec), "--variant", "n"]) == 0
     assert "2 layers" in capsys.readouterr().out
     assert main(["validate", str(spec), "--variant", "x"]) == 2
+
+
+SEGMENTER = """\
+name: segmenter
+input: [3, 32, 32]
+params: {aux_loss: false}
+layers:
+  - {name: backbone, op: conv2d, out_channels: 8, kernel: 3, padding: 1}
+  - {name: classifier, op: conv2d, out_channels: 4, kernel: 1}
+  - {name: aux_classifier, op: conv2d, out_channels: 4, kernel: 1, inputs: backbone, when: aux_loss}
+outputs:
+  out: classifier
+  aux: {layer: aux_classifier, when: aux_loss}
+"""
+
+
+@pytest.mark.parametrize("aux_loss", [False, True])
+def test_named_outputs_come_back_as_a_dict_and_an_optional_head_follows_its_parameter(
+    aux_loss, tmp_path
+):
+    import onnx
+    import torch
+
+    spec = archspec.load(SEGMENTER, {"aux_loss": aux_loss})
+    keys = ("out", "aux") if aux_loss else ("out",)
+    assert spec.network.output_keys == keys
+    module = archspec.compile(spec).eval()
+    result = module(torch.randn(2, 3, 32, 32))
+    assert isinstance(result, dict)
+    assert tuple(result) == keys
+    assert all(value.shape == (2, 4, 32, 32) for value in result.values())
+    assert ("aux_classifier.weight" in module.state_dict()) == aux_loss
+    archspec.export_onnx(spec, tmp_path / "seg.onnx")
+    assert [output.name for output in onnx.load(tmp_path / "seg.onnx").graph.output] == list(keys)
+
+
+def test_generated_source_returns_the_named_outputs():
+    import torch
+
+    from archspec.backends.torch_source import generate_source
+
+    compiled = archspec.compile(archspec.load(SEGMENTER, {"aux_loss": True})).eval()
+    source = generate_source(compiled, "Segmenter")
+    assert "-> dict[str, torch.Tensor]:" in source
+    namespace: dict[str, object] = {}
+    exec(compile(source, "segmenter.py", "exec"), namespace)
+    standalone = namespace["Segmenter"]()
+    standalone.load_state_dict(compiled.state_dict())
+    image = torch.randn(1, 3, 32, 32)
+    expected, found = compiled(image), standalone.eval()(image)
+    assert list(found) == ["out", "aux"]
+    assert all(torch.equal(found[key], expected[key]) for key in expected)
+
+
+def test_output_keys_must_be_one_distinct_name_per_output():
+    layers = (archspec.Layer("a", archspec.ops.ReLU()), archspec.Layer("b", archspec.ops.ReLU()))
+    with pytest.raises(archspec.ArchspecError, match="output key 'x' is given twice"):
+        archspec.Network("n", (3, 8, 8), layers, ("a", "b"), ("x", "x"))
+    with pytest.raises(archspec.ArchspecError, match="1 output keys for 2 outputs"):
+        archspec.Network("n", (3, 8, 8), layers, ("a", "b"), ("x",))

@@ -221,8 +221,8 @@ def test_the_top_opset_is_the_newest_onnxruntime_accepts(monkeypatch):
 def test_a_model_of_another_opset_than_asked_for_is_not_written(tmp_path, monkeypatch):
     export = backend._export
 
-    def converter_gave_up(module, report, opset, batch):
-        return export(module, report, DEFAULT_OPSET, batch)
+    def converter_gave_up(module, report, outputs, opset, batch):
+        return export(module, report, outputs, DEFAULT_OPSET, batch)
 
     monkeypatch.setattr(backend, "_export", converter_gave_up)
     with pytest.raises(ExportError, match=r"torch wrote ONNX opset 18 when asked for opset 20"):

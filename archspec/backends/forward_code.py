@@ -44,7 +44,13 @@ def forward_lines(module: fx.GraphModule) -> tuple[list[str], list[str]]:
         if done:
             lines.append(f"{INDENT * 2}del {', '.join(done)}")
     result = _Rename(names).visit(result)
-    returns = "tuple[torch.Tensor, ...]" if isinstance(result, ast.Tuple) else "torch.Tensor"
+    returns = (
+        "tuple[torch.Tensor, ...]"
+        if isinstance(result, ast.Tuple)
+        else "dict[str, torch.Tensor]"
+        if isinstance(result, ast.Dict)
+        else "torch.Tensor"
+    )
     signature = f"{INDENT}def forward(self, {names[placeholder]}: torch.Tensor) -> {returns}:"
     return [signature, *lines, *_statement("return ", result)], imports
 

@@ -89,7 +89,8 @@ def export_onnx(
     # model holds its own
     expected = reference_outputs(module, report, batches)
     step(f"exporting {network.name} to ONNX (opset {opset})")
-    model = _export(module, report, opset, batch)
+    outputs = network.output_keys or report.outputs
+    model = _export(module, report, outputs, opset, batch)
     # the model holds its own copy of the weights now; the exporter leaves reference cycles
     # around the module (fx's graph and module point at each other, tracing state at both), so
     # only a full collection lets its copy go before the model is serialized beside it. 0.2 s
@@ -117,7 +118,7 @@ def export_onnx(
     def run_onnxruntime(written: Path) -> None:
         nonlocal worst
         step(f"running onnxruntime at batch {' and '.join(map(str, batches))}")
-        worst = compare_outputs(written, expected, report)
+        worst = compare_outputs(written, expected, report, outputs)
 
     atomic_write(Path(path), write, run_onnxruntime if verify else None)
     return ExportReport(
@@ -184,8 +185,14 @@ def _interrupts() -> Iterator[Callable[[], bool]]:
 
 
 def _export(
-    module: CompiledNetwork, report: Report, opset: int, batch: int | None
+    module: CompiledNetwork,
+    report: Report,
+    outputs: tuple[str, ...],
+    opset: int,
+    batch: int | None,
 ) -> onnx.ModelProto:
+    """The ONNX model of `module`, its outputs named `outputs` (layer names, or the keys of
+    named outputs)."""
     # batch 2 as the example: torch.export specialises a dynamic size of 1
     example = torch.randn(batch or 2, *report.input_shape)
     dynamic = None if batch else ({0: torch.export.Dim("N")},)
@@ -198,7 +205,7 @@ def _export(
                 opset_version=opset,
                 dynamic_shapes=dynamic,
                 input_names=[INPUT],
-                output_names=list(report.outputs),
+                output_names=list(outputs),
                 verbose=False,
             )
     except Exception as error:  # the exporter raises many kinds; all mean "could not export"

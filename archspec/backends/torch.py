@@ -55,7 +55,8 @@ def compile_module(
     device: str | None = None,
     max_memory: int | None = None,
 ) -> CompiledNetwork:
-    """Build the network: (N, *input_shape) -> output, or a tuple of outputs when there are several.
+    """Build the network: (N, *input_shape) -> output, a tuple of outputs when there are several,
+    or a dict of them when the network names them (`output_keys`).
 
     `state_dict()` keys are the spec's dotted names (`layer1.0.conv1.weight`); frozen layers get
     `requires_grad=False`. `weights` is a state_dict or a file of one (loaded with
@@ -92,7 +93,10 @@ def compile_module(
             values[layer.name].meta["archspec_layer"] = layer.name
             shapes[layer.name] = layer.output_shape
     results = [values[name] for name in report.outputs]
-    graph.output(results[0] if len(results) == 1 else tuple(results))
+    if network.output_keys:
+        graph.output(dict(zip(network.output_keys, results, strict=True)))
+    else:
+        graph.output(results[0] if len(results) == 1 else tuple(results))
     module = CompiledNetwork(root, graph, class_name(network.name))
     if weights is not None:
         module.weights_report = load_weights(module, weights, strict)

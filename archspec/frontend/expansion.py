@@ -14,7 +14,14 @@ from archspec.frontend.expressions import Deferred, evaluate, evaluate_value
 from archspec.frontend.freeze import apply_freeze
 from archspec.frontend.layers import LayerDraft, validate_op
 from archspec.frontend.scopes import Member, NameRef, NodeRef, Ref, Resolver, Scope
-from archspec.frontend.spec import BlockLayer, GroupLayer, LayerEntry, OpLayer, SpecDocument
+from archspec.frontend.spec import (
+    BlockLayer,
+    ConditionalOutput,
+    GroupLayer,
+    LayerEntry,
+    OpLayer,
+    SpecDocument,
+)
 from archspec.ir import INPUT, Network, NetworkError, Pending, arity_problem
 from archspec.late import is_late
 from archspec.ops.registry import OPS, lookup
@@ -39,7 +46,7 @@ def build_network(
     `freeze` adds patterns to the spec's own `freeze:` list (the CLI's --freeze). A layer whose
     fields read a late name becomes `Pending`; its origin is where it is written.
     """
-    expander, outputs = _expand(document, source, params, freeze, set())
+    expander, outputs, keys = _expand(document, source, params, freeze, set())
     if expander.errors:
         raise SpecError.collect(expander.errors)
     if outputs == [INPUT] or not expander.layers:
@@ -55,7 +62,9 @@ def build_network(
         for layer in expander.layers.values()
     ]
     try:
-        return Network(document.name, tuple(document.input), tuple(layers), tuple(outputs))
+        return Network(
+            document.name, tuple(document.input), tuple(layers), tuple(outputs), tuple(keys)
+        )
     except NetworkError as error:  # a cycle: every other problem is reported above
         where = source.position(error.origin) if error.origin is not None else None
         raise SpecError.collect([Diagnostic(error.message, where)]) from error
@@ -70,7 +79,7 @@ def expansion_errors(
 ) -> list[Diagnostic]:
     """The errors expanding finds when the `broken` entries (reported by the schema already)
     are left out without a trace: names that lead into them resolve silently."""
-    expander, _ = _expand(document, source, params, freeze, broken)
+    expander, _, _ = _expand(document, source, params, freeze, broken)
     return expander.errors
 
 
@@ -80,15 +89,13 @@ def _expand(
     params: Mapping[str, Any],
     freeze: Sequence[str],
     broken: set[SourcePath],
-) -> tuple[_Expander, list[str]]:
+) -> tuple[_Expander, list[str], list[str]]:
+    """The expander after expansion, the output layers, and their keys when named."""
     expander = _Expander(document, source, broken)
     top = Scope("", params, NodeRef(INPUT), None, sealed=True)
     expander.expand_sequence(document.layers, ("layers",), top)
     expander.link()
-    output_refs = [
-        NameRef(top, name, ("outputs", i), "outputs")
-        for i, name in enumerate(document.outputs or [])
-    ]
+    keys, output_refs = _written_outputs(document.outputs, top, expander)
     outputs = (
         [expander.resolver.resolve(ref) for ref in output_refs]
         if output_refs
@@ -102,7 +109,35 @@ def _expand(
         + [(pattern, None) for pattern in freeze],
         expander.report,
     )
-    return expander, outputs
+    if output_refs and not outputs and not expander.errors:
+        expander.error(("outputs",), "outputs: every output is left out by its condition")
+    return expander, outputs, keys
+
+
+def _written_outputs(
+    written: list[str] | dict[str, str | ConditionalOutput] | None, top: Scope, expander: _Expander
+) -> tuple[list[str], list[NameRef]]:
+    """The outputs' keys (when a mapping names them) and references to their layers, leaving
+    out those whose condition is false."""
+    if written is None:
+        return [], []
+    if isinstance(written, list):
+        return [], [NameRef(top, name, ("outputs", i), "outputs") for i, name in enumerate(written)]
+    keys, refs = [], []
+    for key, choice in written.items():
+        path: SourcePath = ("outputs", key)
+        if isinstance(choice, ConditionalOutput):
+            try:
+                present = expander.condition(choice.when, top.env)
+            except ExpressionError as error:
+                expander.error((*path, "when"), f"outputs: {key!r}: {error.message}")
+                continue
+            if not present:
+                continue
+            choice, path = choice.layer, (*path, "layer")
+        keys.append(key)
+        refs.append(NameRef(top, choice, path, "outputs"))
+    return keys, refs
 
 
 def _check_outputs(expander: _Expander, refs: list[NameRef], outputs: list[str]) -> None:
@@ -326,7 +361,7 @@ class _Expander:
     ) -> tuple[bool, int | None]:
         """Whether the entry is present, and its repeat count; an error leaves it out."""
         try:
-            present = self._condition(entry, scope.env)
+            present = self.condition(entry.when, scope.env)
         except ExpressionError as error:
             self.error((*path, "when"), f"{_describe(entry, scope)}: {error.message}")
             return False, None
@@ -336,16 +371,17 @@ class _Expander:
             self.error((*path, "repeat"), f"{_describe(entry, scope)}: {error.message}")
             return False, None
 
-    def _condition(self, entry: LayerEntry, env: Mapping[str, Any]) -> bool:
-        if entry.when is None or isinstance(entry.when, bool):
-            return entry.when is not False
-        value = evaluate(entry.when, env)
+    def condition(self, when: bool | str | None, env: Mapping[str, Any]) -> bool:
+        """Whether a `when:` holds; ExpressionError when it is no condition."""
+        if when is None or isinstance(when, bool):
+            return when is not False
+        value = evaluate(when, env)
         if isinstance(value, Deferred):
             raise ExpressionError(
                 "`when` cannot use in_channels: conditions are decided before shapes are known"
             )
         if not isinstance(value, bool):
-            raise ExpressionError(f"`when: {entry.when}` gives {value!r}, not true or false")
+            raise ExpressionError(f"`when: {when}` gives {value!r}, not true or false")
         return value
 
     def _repeat(self, entry: LayerEntry, env: Mapping[str, Any]) -> int | None:

@@ -152,6 +152,15 @@ LayerEntry = Annotated[
 ]
 
 
+class ConditionalOutput(BaseModel):
+    """A named output that is there only when its condition holds (an optional head)."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    layer: str = Field(description="the layer whose output this is")
+    when: bool | str = Field(True, description="condition over parameters (aux_loss)")
+
+
 class BlockDefinition(BaseModel):
     """A reusable, parameterised sequence of layers."""
 
@@ -181,7 +190,12 @@ class SpecDocument(BaseModel):
     )
     blocks: dict[Name, BlockDefinition] = Field(default_factory=dict)
     layers: list[LayerEntry] = Field(min_length=1)
-    outputs: InputNames | None = Field(None, description="layers whose outputs the network returns")
+    outputs: InputNames | dict[Name, str | ConditionalOutput] | None = Field(
+        None,
+        description="layers whose outputs the network returns; a mapping names them "
+        "({out: classifier, aux: {layer: aux_classifier, when: aux_loss}}) and the module "
+        "returns a dict",
+    )
     freeze: InputNames = Field(
         default_factory=list, description="dotted-name patterns (layer1, layer1.*) of frozen layers"
     )
