@@ -116,3 +116,116 @@ def test_output_keys_must_be_one_distinct_name_per_output():
         archspec.Network("n", (3, 8, 8), layers, ("a", "b"), ("x", "x"))
     with pytest.raises(archspec.ArchspecError, match="1 output keys for 2 outputs"):
         archspec.Network("n", (3, 8, 8), layers, ("a", "b"), ("x",))
+
+
+DENSE = """\
+name: dense
+input: [3, 16, 16]
+blocks:
+  dense_layer:
+    params: {growth: 4}
+    layers:
+      - {name: norm1, op: batchnorm2d}
+      - {name: conv1, op: conv2d, out_channels: growth, kernel: 3, padding: 1}
+      - {name: cat, op: concat, inputs: [input, conv1]}
+layers:
+  - name: denseblock1
+    layers:
+      - {name: "denselayer{i + 1}", block: dense_layer, repeat: 3}
+  - {name: "transition{2 * 2}", op: conv2d, out_channels: 8, kernel: 1}
+"""
+
+
+def test_a_name_template_names_each_repeated_instance():
+    network = archspec.load(DENSE).network
+    names = [layer.name for layer in network.layers]
+    assert names[:3] == [
+        "denseblock1.denselayer1.norm1",
+        "denseblock1.denselayer1.conv1",
+        "denseblock1.denselayer1.cat",
+    ]
+    assert "denseblock1.denselayer3.cat" in names
+    assert names[-1] == "transition4"
+    # each instance reads the one before, as an unnamed repeat does
+    assert network.layer("denseblock1.denselayer2.norm1").inputs == ("denseblock1.denselayer1.cat",)
+    assert archspec.analyze(network).layer("denseblock1.denselayer3.cat").output_shape[0] == 15
+
+
+def test_a_template_that_gives_no_name_is_positioned():
+    text = DENSE.replace('"denselayer{i + 1}"', '"dense-{i}-"')
+    with pytest.raises(SpecError) as raised:
+        archspec.load(text)
+    first = str(raised.value.diagnostics[0])
+    assert first.startswith("<spec>:13:16: error: name 'dense-{i}-' gives 'dense-0-' is not a")
+    text = DENSE.replace('"denselayer{i + 1}"', '"dense{i / 2}"')
+    with pytest.raises(SpecError, match=r"\{i / 2\} gives 0.0, not a number or a word"):
+        archspec.load(text)
+
+
+VGG_BN = """\
+name: vgg_bn
+input: [3, 32, 32]
+blocks:
+  conv_bn_relu:
+    params: {width: null}
+    layers:
+      - {op: conv2d, out_channels: width, kernel: 3, padding: 1}
+      - {op: batchnorm2d}
+      - {op: relu}
+layers:
+  - name: features
+    layers:
+      - {block: conv_bn_relu, args: {width: 8}, splice: true}
+      - {op: max_pool2d, kernel: 2}
+      - {block: conv_bn_relu, args: {width: 16}, splice: true, repeat: 2}
+"""
+
+
+def test_a_spliced_block_takes_the_next_numbers_of_its_sequence():
+    names = [layer.name for layer in archspec.load(VGG_BN).network.layers]
+    assert names == [f"features.{index}" for index in range(10)]
+    network = archspec.load(VGG_BN).network
+    assert network.layer("features.4").op.out_channels == 16
+    assert network.layer("features.7").inputs == ("features.6",)
+
+
+def test_spliced_blocks_naming_a_layer_alike_are_refused():
+    text = VGG_BN.replace("- {op: relu}", "- {name: act, op: relu}")
+    with pytest.raises(SpecError, match=r"duplicate layer name 'features.act'"):
+        archspec.load(text)
+
+
+REGNET_NAMES = """\
+name: hyphens
+input: [3, 16, 16]
+layers:
+  - name: trunk_output
+    layers:
+      - name: block1
+        layers:
+          - {name: block1-0, op: conv2d, out_channels: 4, kernel: 3, padding: 1}
+          - {name: block1-1, op: relu}
+      - {name: tap, op: add, inputs: [block1.block1-0, block1.block1-1]}
+  - {name: head-out, op: conv2d, out_channels: 2, kernel: 1}
+"""
+
+
+def test_hyphenated_names_compile_and_generate_source_as_torch_allows():
+    import torch
+
+    from archspec.backends.torch_source import generate_source
+
+    compiled = archspec.compile(REGNET_NAMES).eval()
+    keys = list(compiled.state_dict())
+    assert keys == [
+        "trunk_output.block1.block1-0.weight",
+        "trunk_output.block1.block1-0.bias",
+        "head-out.weight",
+        "head-out.bias",
+    ]
+    namespace: dict[str, object] = {}
+    exec(compile(generate_source(compiled, "Hyphens"), "hyphens.py", "exec"), namespace)
+    standalone = namespace["Hyphens"]()
+    standalone.load_state_dict(compiled.state_dict())
+    image = torch.randn(1, 3, 16, 16)
+    assert torch.equal(standalone.eval()(image), compiled(image))

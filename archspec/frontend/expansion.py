@@ -10,9 +10,10 @@ from archspec.errors import Diagnostic, ExpressionError, SpecError, suggest
 from archspec.frontend import budget
 from archspec.frontend.arguments import bind_arguments
 from archspec.frontend.budget import ExpansionBudget
-from archspec.frontend.expressions import Deferred, evaluate, evaluate_value
+from archspec.frontend.expressions import Deferred, evaluate, evaluate_value, render_name
 from archspec.frontend.freeze import apply_freeze
 from archspec.frontend.layers import LayerDraft, validate_op
+from archspec.frontend.names import layer_name_problem
 from archspec.frontend.scopes import Member, NameRef, NodeRef, Ref, Resolver, Scope
 from archspec.frontend.spec import (
     BlockLayer,
@@ -21,6 +22,7 @@ from archspec.frontend.spec import (
     LayerEntry,
     OpLayer,
     SpecDocument,
+    is_name_template,
 )
 from archspec.ir import INPUT, Network, NetworkError, Pending, arity_problem
 from archspec.late import is_late
@@ -167,6 +169,15 @@ class _Numbering:
         return name
 
 
+def _plain(name: str | None) -> str | None:
+    """A written name, or None for an unnamed entry or a template (numbered like unnamed)."""
+    return None if name is None or is_name_template(name) else name
+
+
+def _spliced(entry: LayerEntry) -> bool:
+    return isinstance(entry, BlockLayer) and entry.splice
+
+
 class _Expander:
     def __init__(
         self, document: SpecDocument, source: SourceDocument, broken: set[SourcePath]
@@ -197,12 +208,20 @@ class _Expander:
 
     # -- expansion -------------------------------------------------------------------------
 
-    def expand_sequence(self, entries: list[LayerEntry], path: SourcePath, scope: Scope) -> None:
-        numbering = _Numbering()
+    def expand_sequence(
+        self,
+        entries: list[LayerEntry],
+        path: SourcePath,
+        scope: Scope,
+        numbering: _Numbering | None = None,
+    ) -> None:
+        """Expand `entries` into `scope`; `numbering` continues an enclosing sequence's (a
+        spliced block's layers take the next numbers of the sequence it is spliced into)."""
+        numbering = numbering or _Numbering()
         for position, entry in enumerate(entries):
             entry_path = (*path, position)
             if entry_path in self.broken:
-                self._stand_in(entry_path, scope, numbering.name(entry.name))
+                self._stand_in(entry_path, scope, numbering.name(_plain(entry.name)))
                 continue
             present, count = self._condition_and_repeat(entry, entry_path, scope)
             if count is not None:
@@ -210,18 +229,49 @@ class _Expander:
             entry_input = self._entry_input(entry, entry_path, scope)
             if not present:
                 self._left_out(entry, entry_path, scope, entry_input)
-            elif count is None:
-                name = numbering.name(entry.name)
-                self._instance(entry, entry_path, scope, name, None, entry_input)
-            elif entry.name is None:
-                # `repeat` without a name: the instances are siblings, numbered in the sequence
-                for instance in range(count):
+            elif (
+                count is None
+                or entry.name is None
+                or is_name_template(entry.name)
+                or _spliced(entry)
+            ):
+                # each instance is a child of this sequence: unnamed ones take its next numbers,
+                # a template names each one (denselayer{i + 1})
+                for instance in range(1 if count is None else count):
                     source = entry_input if instance == 0 else scope.last
-                    name = numbering.name(None)
-                    self._instance(entry, entry_path, scope, name, instance, source)
+                    index = None if count is None else instance
+                    name = self._instance_name(entry, entry_path, scope, numbering, index)
+                    if name is not None:
+                        self._instance(entry, entry_path, scope, name, index, source, numbering)
             else:
                 name = numbering.name(entry.name)
                 self._named_repeat(entry, entry_path, scope, name, count, entry_input)
+
+    def _instance_name(
+        self,
+        entry: LayerEntry,
+        path: SourcePath,
+        scope: Scope,
+        numbering: _Numbering,
+        instance: int | None,
+    ) -> str | None:
+        """The name of one instance: written, from a template, or the next number; None (the
+        error reported) when a template does not give a usable name."""
+        if _spliced(entry):
+            return entry.name or ""  # its layers take the numbers, not the entry
+        if entry.name is None or not is_name_template(entry.name):
+            return numbering.name(entry.name)
+        env = dict(scope.env) if instance is None else {**scope.env, "i": instance}
+        try:
+            name = render_name(entry.name, env)
+        except ExpressionError as error:
+            self.error((*path, "name"), f"name {entry.name!r}: {error.message}")
+            return None
+        problem = layer_name_problem(name)
+        if problem:
+            self.error((*path, "name"), f"name {entry.name!r} gives {problem}")
+            return None
+        return numbering.name(name)
 
     def _stand_in(self, path: SourcePath, scope: Scope, name: str) -> None:
         """An entry the schema refused (reported already): an opaque member, so names leading
@@ -261,7 +311,10 @@ class _Expander:
         name: str,
         instance: int | None,
         input_ref: Ref,
+        numbering: _Numbering | None = None,
     ) -> None:
+        """One instance of an entry, named `name` in `scope` ("" for an unnamed spliced block,
+        whose layers join `numbering`)."""
         self.limits.count_entry(path)
         if not isinstance(entry, OpLayer) and scope.prefix.count(".") >= MAX_NESTING:
             # torch walks module trees recursively: a name nested deeper would break it
@@ -277,8 +330,10 @@ class _Expander:
             self.expand_sequence(entry.layers, (*path, "layers"), child)
             member = Member(child.last, child)
         else:
-            member = self._block(entry, path, scope, name, instance, input_ref)
-        self._add_member(scope, name, member, path)
+            spliced_into = numbering if entry.splice else None
+            member = self._block(entry, path, scope, name, instance, input_ref, spliced_into)
+        if name:
+            self._add_member(scope, name, member, path)
         scope.last = member.output
 
     def _leaf(
@@ -287,6 +342,11 @@ class _Expander:
         full_name = scope.prefix + name
         if len(self.layers) >= budget.MAX_LAYERS:
             raise self.limits.too_large(path)
+        if full_name in self.layers:
+            # within one scope the member check reports it; spliced blocks share no scope
+            if name not in scope.members:
+                self.error((*path, "name"), f"duplicate layer name {full_name!r}")
+            return NodeRef(full_name)
         layer = LayerDraft(full_name, entry.op, {}, path)
         self.layers[full_name] = layer
         if entry.inputs is not None:
@@ -322,8 +382,9 @@ class _Expander:
         name: str,
         instance: int | None,
         input_ref: Ref,
+        spliced_into: _Numbering | None = None,
     ) -> Member:
-        full_name = scope.prefix + name
+        full_name = scope.prefix + (name or entry.block)
         definition = self.document.blocks.get(entry.block)
         if definition is None:
             self.error(
@@ -348,10 +409,15 @@ class _Expander:
         )
         if len(self.errors) > errors_before:
             return Member(input_ref)  # its layers would only repeat the argument error
-        child = Scope(f"{full_name}.", env, input_ref, scope, sealed=True)
+        # spliced, the block's layers sit beside the entry (features.3, not features.1.0), but
+        # their names still resolve among the block's own
+        prefix = scope.prefix if spliced_into is not None else f"{full_name}."
+        child = Scope(prefix, env, input_ref, scope, sealed=True)
         self.block_depth += 1
         try:
-            self.expand_sequence(definition.layers, ("blocks", entry.block, "layers"), child)
+            self.expand_sequence(
+                definition.layers, ("blocks", entry.block, "layers"), child, spliced_into
+            )
         finally:
             self.block_depth -= 1
         return Member(child.last, child)

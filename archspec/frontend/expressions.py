@@ -113,6 +113,24 @@ def evaluate_value(value: Any, env: Mapping[str, Any]) -> Any:
     return value
 
 
+def render_name(template: str, env: Mapping[str, Any]) -> str:
+    """`denselayer{i + 1}` with each expression in braces evaluated (to an int or a word)."""
+    parts = []
+    rest = template
+    while "{" in rest or "}" in rest:
+        start, end = rest.find("{"), rest.find("}")
+        if start < 0 or end < start:
+            raise ExpressionError("braces in a name template must pair up: {expression}")
+        parts.append(rest[:start])
+        expression = rest[start + 1 : end]
+        value = evaluate(expression, env)
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ExpressionError(f"{{{expression}}} gives {value!r}, not a number or a word")
+        parts.append(str(value))
+        rest = rest[end + 1 :]
+    return "".join([*parts, rest])
+
+
 def names_in(expression: str) -> set[str]:
     """The names an expression reads (a plain word reads itself); empty when it does not parse."""
     try:

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import keyword
+import re
+
+#: A layer name: letters, digits and _, with single hyphens between them, as torch's module
+#: names allow (torchvision's RegNet names its blocks `block1-0`); never a dot, which nests.
+LAYER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)*")
 
 #: Attributes of `nn.Module`, `fx.GraphModule` and `nn.ModuleDict` (torch 2.13), of the compiled
 #: network and of the class in generated source. A layer is an attribute of the module holding it,
@@ -30,6 +35,11 @@ MODULE_ATTRIBUTES = frozenset(
 
 def layer_name_problem(name: str) -> str | None:
     """Why `name` cannot name a layer, or None when it can."""
+    if not LAYER_NAME.fullmatch(name):
+        return (
+            f"{name!r} is not a layer name: letters, digits and _, with single hyphens between "
+            "them (block1-0), starting with a letter or _"
+        )
     if keyword.iskeyword(name):
         return f"{name!r} is a Python keyword; choose another name"
     if name == "self":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import keyword
-import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -51,20 +50,26 @@ Name = Annotated[
 ]
 
 
+def is_name_template(name: str) -> bool:
+    """`denselayer{i + 1}`: a name computed per instance, checked once it is."""
+    return "{" in name or "}" in name
+
+
 def _usable_layer_name(name: str) -> str:
-    problem = layer_name_problem(name)
+    problem = None if is_name_template(name) else layer_name_problem(name)
     if problem:
         raise ValueError(problem)
     return name
 
 
-#: A layer's name, which becomes a module attribute in torch and in generated code.
+#: A layer's name, which becomes a module attribute in torch and in generated code, or a
+#: template of names (`denselayer{i + 1}`) for the instances of a repeat.
 LayerName = Annotated[
     str,
     Field(
-        pattern=NAME_PATTERN,
         max_length=MAX_NAME_LENGTH,
-        description="a layer name: letters, digits and _",
+        description="a layer name: letters, digits and _, single hyphens between them "
+        "(block1-0); or a template with expressions in braces, {i} the instance",
     ),
     AfterValidator(_usable_layer_name),
 ]
@@ -126,6 +131,11 @@ class BlockLayer(LayerBase):
     )
     repeat: IntOrExpression | None = Field(
         None, description="instances, named .0, .1, ...; unnamed: spliced into the parent"
+    )
+    splice: bool = Field(
+        False,
+        description="the block's layers join the enclosing sequence and its numbering, "
+        "without a level of their own (features.0, features.1, ... from conv-bn-relu blocks)",
     )
 
 
@@ -289,7 +299,7 @@ def with_stand_ins(data: Any, broken: set[SourcePath]) -> Any:
 
 def _stand_in(entry: Any) -> dict[str, Any]:
     name = entry.get("name") if isinstance(entry, dict) else None
-    usable = isinstance(name, str) and re.match(NAME_PATTERN, name) and not layer_name_problem(name)
+    usable = isinstance(name, str) and not layer_name_problem(name)
     return {"op": "identity", **({"name": name} if usable else {})}
 
 
