@@ -229,3 +229,36 @@ def test_hyphenated_names_compile_and_generate_source_as_torch_allows():
     standalone.load_state_dict(compiled.state_dict())
     image = torch.randn(1, 3, 16, 16)
     assert torch.equal(standalone.eval()(image), compiled(image))
+
+
+RELATIVE = """\
+name: relative
+input: [3, 16, 16]
+params: {use_left: true}
+layers:
+  - {name: stem, op: conv2d, out_channels: 4, kernel: 3, padding: 1}
+  - {op: relu}
+  - {op: conv2d, out_channels: 4, kernel: 3, padding: 1}
+  - {name: skip, op: add, inputs: [-1, -3]}
+  - name: branches
+    layers:
+      - {name: left, op: conv2d, out_channels: 4, kernel: 1}
+      - {name: right, op: conv2d, out_channels: 4, kernel: 3, padding: 1, inputs: -2}
+      - {name: chosen, op: relu, inputs: "{'left' if use_left else 'right'}"}
+"""
+
+
+def test_inputs_count_entries_back_and_templates_choose_a_sibling():
+    network = archspec.load(RELATIVE).network
+    assert network.layer("skip").inputs == ("2", "stem")
+    # -2 from the group's second entry: the group's own input
+    assert network.layer("branches.right").inputs == ("skip",)
+    assert network.layer("branches.chosen").inputs == ("branches.left",)
+    flipped = archspec.load(RELATIVE, {"use_left": False}).network
+    assert flipped.layer("branches.chosen").inputs == ("branches.right",)
+
+
+def test_an_input_reaching_before_its_sequence_is_positioned():
+    text = RELATIVE.replace("inputs: [-1, -3]", "inputs: [-1, -5]")
+    with pytest.raises(SpecError, match=r"8:\d+: error: layer 'skip': input -5 reaches before"):
+        archspec.load(text)

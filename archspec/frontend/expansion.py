@@ -222,6 +222,7 @@ class _Expander:
             entry_path = (*path, position)
             if entry_path in self.broken:
                 self._stand_in(entry_path, scope, numbering.name(_plain(entry.name)))
+                scope.outputs.append(scope.last)
                 continue
             present, count = self._condition_and_repeat(entry, entry_path, scope)
             if count is not None:
@@ -229,7 +230,9 @@ class _Expander:
             entry_input = self._entry_input(entry, entry_path, scope)
             if not present:
                 self._left_out(entry, entry_path, scope, entry_input)
-            elif (
+                scope.outputs.append(entry_input)  # a left-out entry passes its input on
+                continue
+            if (
                 count is None
                 or entry.name is None
                 or is_name_template(entry.name)
@@ -246,6 +249,7 @@ class _Expander:
             else:
                 name = numbering.name(entry.name)
                 self._named_repeat(entry, entry_path, scope, name, count, entry_input)
+            scope.outputs.append(scope.last)
 
     def _instance_name(
         self,
@@ -351,8 +355,8 @@ class _Expander:
         self.layers[full_name] = layer
         if entry.inputs is not None:
             self.pending[full_name] = [
-                NameRef(scope, text, (*path, "inputs", i), f"layer {full_name!r}")
-                for i, text in enumerate(entry.inputs)
+                self._input_ref(written, (*path, "inputs", i), scope, f"layer {full_name!r}")
+                for i, written in enumerate(entry.inputs)
             ]
         else:
             self.pending[full_name] = [input_ref]
@@ -468,8 +472,8 @@ class _Expander:
     def _entry_input(self, entry: LayerEntry, path: SourcePath, scope: Scope) -> Ref:
         if entry.inputs is None or isinstance(entry, OpLayer):
             if isinstance(entry, OpLayer) and entry.inputs:
-                return NameRef(
-                    scope, entry.inputs[0], (*path, "inputs", 0), _describe(entry, scope)
+                return self._input_ref(
+                    entry.inputs[0], (*path, "inputs", 0), scope, _describe(entry, scope)
                 )
             return scope.last
         if len(entry.inputs) != 1:
@@ -478,7 +482,32 @@ class _Expander:
                 f"{_describe(entry, scope)}: a group or block reads one "
                 f"input, got {len(entry.inputs)}",
             )
-        return NameRef(scope, entry.inputs[0], (*path, "inputs", 0), _describe(entry, scope))
+        return self._input_ref(
+            entry.inputs[0], (*path, "inputs", 0), scope, _describe(entry, scope)
+        )
+
+    def _input_ref(self, written: str | int, path: SourcePath, scope: Scope, reader: str) -> Ref:
+        """One written input: a name, a template that gives one (`"{skip}"`), or a count of
+        entries back in this sequence (-2: the output of the entry before the previous one)."""
+        if isinstance(written, int) and written < 0:
+            back = len(scope.outputs) + written  # outputs[0] is the sequence's input
+            if back < 0:
+                before = len(scope.outputs) - 1
+                self.error(
+                    path,
+                    f"{reader}: input {written} reaches before its sequence ({before} "
+                    f"entr{'y comes' if before == 1 else 'ies come'} before it)",
+                )
+                return scope.last
+            return scope.outputs[back]
+        text = str(written)
+        if is_name_template(text):
+            try:
+                text = render_name(text, scope.env)
+            except ExpressionError as error:
+                self.error(path, f"{reader}: input {written!r}: {error.message}")
+                return scope.last
+        return NameRef(scope, text, path, reader)
 
     def _add_member(self, scope: Scope, name: str, member: Member, path: SourcePath) -> None:
         if name == INPUT:

@@ -55,6 +55,8 @@ class Scope:
 
     def __post_init__(self) -> None:
         self.last: Ref = self.input
+        #: The scope's input, then each entry's output in order: what `inputs: -k` reads.
+        self.outputs: list[Ref] = [self.input]
 
 
 class Resolver:

@@ -80,10 +80,16 @@ IntOrExpression = Annotated[int, Strict()] | str
 
 
 def _as_list(value: Any) -> Any:
-    return [value] if isinstance(value, str) else value
+    return [value] if isinstance(value, str) or type(value) is int else value
 
 
 InputNames = Annotated[list[str], BeforeValidator(_as_list, json_schema_input_type=str | list[str])]
+#: What a layer reads: names (`conv1`, `stage.1`), templates giving one (`"{skip}"`), or entries
+#: back in the same sequence (-1 the previous one, -2 the one before it).
+InputRefs = Annotated[
+    list[str | Annotated[int, Strict()]],
+    BeforeValidator(_as_list, json_schema_input_type=str | int | list[str | int]),
+]
 
 
 class LayerBase(BaseModel):
@@ -94,8 +100,10 @@ class LayerBase(BaseModel):
     name: LayerName | None = Field(
         None, description="unnamed layers are numbered 0, 1, 2 ... in their group"
     )
-    inputs: InputNames | None = Field(
-        None, description="layers (or `input`) this one reads; default: the previous layer"
+    inputs: InputRefs | None = Field(
+        None,
+        description="layers (or `input`) this one reads: names, templates ({skip}), or entries "
+        "back (-1 the previous, -2 the one before); default: the previous layer",
     )
     when: bool | str | None = Field(
         None,
