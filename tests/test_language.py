@@ -262,3 +262,12 @@ def test_an_input_reaching_before_its_sequence_is_positioned():
     text = RELATIVE.replace("inputs: [-1, -3]", "inputs: [-1, -5]")
     with pytest.raises(SpecError, match=r"8:\d+: error: layer 'skip': input -5 reaches before"):
         archspec.load(text)
+
+
+def test_input_sizes_may_be_expressions_over_parameters():
+    text = "name: n\ninput: [3, size, size]\nparams: {size: 64}\nvariants: {big: {size: 96}}\n"
+    text += "layers:\n  - {op: conv2d, out_channels: 4, kernel: 3}\n"
+    assert archspec.load(text).network.input == (3, 64, 64)
+    assert archspec.load(text, variant="big").network.input == (3, 96, 96)
+    with pytest.raises(SpecError, match=r"2:12: error: input size 'size' gives 0, not a size"):
+        archspec.load(text, {"size": 0})

@@ -26,6 +26,7 @@ from archspec.frontend.spec import (
 )
 from archspec.ir import INPUT, Network, NetworkError, Pending, arity_problem
 from archspec.late import is_late
+from archspec.ops.base import MAX_DIM
 from archspec.ops.registry import OPS, lookup
 from archspec.validation import SourcePath
 
@@ -49,6 +50,7 @@ def build_network(
     fields read a late name becomes `Pending`; its origin is where it is written.
     """
     expander, outputs, keys = _expand(document, source, params, freeze, set())
+    input_shape = _input_shape(document.input, params, expander)
     if expander.errors:
         raise SpecError.collect(expander.errors)
     if outputs == [INPUT] or not expander.layers:
@@ -64,9 +66,7 @@ def build_network(
         for layer in expander.layers.values()
     ]
     try:
-        return Network(
-            document.name, tuple(document.input), tuple(layers), tuple(outputs), tuple(keys)
-        )
+        return Network(document.name, input_shape, tuple(layers), tuple(outputs), tuple(keys))
     except NetworkError as error:  # a cycle: every other problem is reported above
         where = source.position(error.origin) if error.origin is not None else None
         raise SpecError.collect([Diagnostic(error.message, where)]) from error
@@ -114,6 +114,27 @@ def _expand(
     if output_refs and not outputs and not expander.errors:
         expander.error(("outputs",), "outputs: every output is left out by its condition")
     return expander, outputs, keys
+
+
+def _input_shape(
+    written: list[int | str], params: Mapping[str, Any], expander: _Expander
+) -> tuple[int, ...]:
+    """The input shape, each size that is an expression (`size`) evaluated over parameters."""
+    shape = []
+    for index, size in enumerate(written):
+        try:
+            value = size if isinstance(size, int) else evaluate(size, params)
+        except ExpressionError as error:
+            expander.error(("input", index), f"input size {size!r}: {error.message}")
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DIM:
+            expander.error(
+                ("input", index),
+                f"input size {size!r} gives {value!r}, not a size from 1 to {MAX_DIM:,}",
+            )
+            continue
+        shape.append(value)
+    return tuple(shape)
 
 
 def _written_outputs(

@@ -92,6 +92,17 @@ InputRefs = Annotated[
 ]
 
 
+def _size_or_expression(value: int | str) -> int | str:
+    if isinstance(value, int) and not 1 <= value <= MAX_DIM:
+        bound = "greater than or equal to 1" if value < 1 else f"at most {MAX_DIM}"
+        raise ValueError(f"input should be {bound}, got {value}")
+    return value
+
+
+#: A size of the input shape: a number, or an expression over parameters (`size`).
+InputSize = Annotated[Annotated[int, Strict()] | str, AfterValidator(_size_or_expression)]
+
+
 class LayerBase(BaseModel):
     """Keys every layer entry may have."""
 
@@ -198,8 +209,11 @@ class SpecDocument(BaseModel):
 
     name: Name
     description: str = ""
-    input: list[Annotated[int, Field(ge=1, le=MAX_DIM)]] = Field(
-        min_length=1, max_length=3, description="input shape without the batch: [C, H, W] or [F]"
+    input: list[InputSize] = Field(
+        min_length=1,
+        max_length=4,
+        description="input shape without the batch: [F], [C, L], [C, H, W] or [C, T, H, W]; "
+        "a size may be an expression over parameters",
     )
     params: dict[Name, Value] = Field(default_factory=dict)
     variants: dict[Name, dict[Name, Value]] = Field(
