@@ -1,14 +1,17 @@
 """torchvision's weights load into the compiled zoo, and both networks compute the same logits.
 
 Pretrained weights cannot be downloaded here, so each torchvision model is built with
-`weights=None` and a seeded random initialisation, batch norm statistics included. Its whole
-state_dict (buffers too) is loaded with `strict=True` into the network archspec compiles from
-`examples/<name>.yaml`, and both run in eval mode on the same seeded batch.
+`weights=None` (and the keyword arguments of `torchvision_state_dicts.KWARGS`: no auxiliary
+heads, no input transform) and a seeded random initialisation, batch norm statistics included.
+Its whole state_dict (buffers too) is loaded with `strict=True` into the network archspec
+compiles from `examples/<name>.yaml`, and both run in eval mode on the same seeded batch at the
+spec's input shape (3x299x299 for inception_v3, 3x224x224 for the others).
 Run it in an environment that has torchvision:
 
     /tmp/tvenv/bin/python benchmarks/torchvision_parity.py [--atol 1e-5] [names...]
 
-It prints the largest absolute difference of the logits per model and exits 1 if any exceeds
+It prints the largest absolute difference of the logits per model, beside the largest absolute
+logit for scale, and exits 1 if any exceeds
 `--atol` (also checked with `torch.allclose(rtol=0)`).
 """
 
@@ -23,21 +26,12 @@ import torch
 import torchvision
 from torch import nn
 from torchvision import models
+from torchvision_state_dicts import KWARGS, MODELS
 
 import archspec
 from archspec.backends.torch import compile_module
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-#: The examples whose torchvision model has the same name (lenet5 has none).
-MODELS = (
-    "alexnet",
-    "vgg16",
-    "resnet18",
-    "resnet50",
-    "resnet101",
-    "mobilenet_v2",
-    "resnext50_32x4d",
-)
 ATOL = 1e-5
 BATCH = 2
 SEED = 0
@@ -59,24 +53,27 @@ def randomize_norms(model: nn.Module) -> None:
 
 
 @torch.no_grad()
-def compare(name: str, atol: float) -> tuple[float, bool]:
-    """(largest |logit difference|, passed) for one model: (N, 3, 224, 224) -> (N, 1000) each."""
+def compare(name: str, atol: float) -> tuple[float, float, bool]:
+    """(largest |logit difference|, largest |logit|, passed) for one model:
+    (N, C, H, W) at the spec's input -> (N, 1000) each."""
     torch.manual_seed(SEED)
-    reference = models.get_model(name, weights=None).eval()
+    reference = models.get_model(name, weights=None, **KWARGS.get(name, {})).eval()
     randomize_norms(reference)
-    network = compile_module(archspec.load(EXAMPLES / f"{name}.yaml"))
+    spec = archspec.load(EXAMPLES / f"{name}.yaml")
+    network = compile_module(spec)
     try:
         network.load_state_dict(reference.state_dict(), strict=True)
     except RuntimeError as error:  # torch's message lists the missing, unexpected and bad keys
         print(f"{name}: torchvision's state_dict does not load: {error}")
-        return float("inf"), False
+        return float("inf"), float("nan"), False
     network.eval()
-    batch = torch.randn(BATCH, 3, 224, 224, generator=torch.Generator().manual_seed(SEED))
+    batch = torch.randn(BATCH, *spec.network.input, generator=torch.Generator().manual_seed(SEED))
     expected, actual = reference(batch), network(batch)
     assert actual.shape == expected.shape, (name, actual.shape, expected.shape)
     difference = (actual - expected).abs().max().item()
     close = torch.allclose(actual, expected, rtol=0, atol=atol)
-    return difference, difference <= atol and close
+    scale = expected.abs().max().item()
+    return difference, scale, difference <= atol and close
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -86,13 +83,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(
         f"torch {torch.__version__}, torchvision {torchvision.__version__}, "
-        f"batch {BATCH}x3x224x224, seed {SEED}, atol {args.atol:g}"
+        f"batch {BATCH} at each spec's input, seed {SEED}, atol {args.atol:g}"
     )
     failures = []
     for name in args.models:
-        difference, passed = compare(name, args.atol)
+        difference, scale, passed = compare(name, args.atol)
         verdict = "PASS" if passed else "FAIL"
-        print(f"{name:<16} max |logits difference| = {difference:.3e}  {verdict}")
+        print(
+            f"{name:<16} max |logits difference| = {difference:.3e} "
+            f"(max |logit| {scale:.3g})  {verdict}"
+        )
         if not passed:
             failures.append(name)
     print(f"{len(args.models) - len(failures)} passed, {len(failures)} failed")

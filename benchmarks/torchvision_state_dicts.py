@@ -8,7 +8,8 @@ torchvision is not a dependency of archspec, so this runs in a separate environm
     /tmp/tvenv/bin/python benchmarks/torchvision_state_dicts.py
 
 tests/test_torchvision_keys.py then checks, without torchvision, that every compiled example has
-the same keys, shapes and parameter total as the torchvision model of the same name.
+the same keys, shapes and parameter total as the torchvision model of the same name, built with
+the keyword arguments of KWARGS (recorded in the golden file as "kwargs").
 """
 
 from __future__ import annotations
@@ -31,17 +32,30 @@ MODELS = (
     "resnet101",
     "mobilenet_v2",
     "resnext50_32x4d",
+    "squeezenet1_1",
+    "densenet121",
+    "googlenet",
+    "inception_v3",
 )
+#: Keyword arguments for the models whose defaults differ from the example: the examples leave out
+#: the auxiliary classifiers (used in training only) and the input transform of the TensorFlow
+#: ports; init_weights=False keeps torch's default initialisation and silences the warning.
+KWARGS: dict[str, dict[str, object]] = {
+    "googlenet": {"aux_logits": False, "transform_input": False, "init_weights": False},
+    "inception_v3": {"aux_logits": False, "transform_input": False, "init_weights": False},
+}
 GOLDEN = Path(__file__).resolve().parent.parent / "tests" / "golden" / "torchvision"
 
 
 def describe(name: str) -> dict[str, object]:
     """The model's state_dict as {key: shape} in torchvision's order, and its parameter total."""
-    model = models.get_model(name, weights=None)
+    kwargs = KWARGS.get(name, {})
+    model = models.get_model(name, weights=None, **kwargs)
     return {
         "model": name,
         "torchvision": torchvision.__version__,
         "torch": torch.__version__,
+        **({"kwargs": kwargs} if kwargs else {}),
         "state_dict": {key: list(value.shape) for key, value in model.state_dict().items()},
         "params": sum(parameter.numel() for parameter in model.parameters()),
     }
@@ -56,7 +70,8 @@ def render(golden: dict[str, object]) -> str:
     )
     head = ",\n".join(
         f"  {json.dumps(field)}: {json.dumps(golden[field])}"
-        for field in ("model", "torchvision", "torch")
+        for field in ("model", "torchvision", "torch", "kwargs")
+        if field in golden
     )
     tail = f'  "state_dict": {{\n{entries}\n  }},\n  "params": {golden["params"]}'
     return f"{{\n{head},\n{tail}\n}}\n"

@@ -27,6 +27,10 @@ MODELS = (
     "resnet101",
     "mobilenet_v2",
     "resnext50_32x4d",
+    "squeezenet1_1",
+    "densenet121",
+    "googlenet",
+    "inception_v3",
 )
 
 

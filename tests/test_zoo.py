@@ -23,6 +23,10 @@ PUBLISHED = {
     "resnet101": (44_549_160, 7_801_405_440),
     "mobilenet_v2": (3_504_872, 300_774_272),
     "resnext50_32x4d": (25_028_904, 4_230_479_872),
+    "squeezenet1_1": (1_235_496, 349_151_936),
+    "densenet121": (7_978_856, 2_834_161_664),
+    "googlenet": (6_624_904, 1_498_376_192),
+    "inception_v3": (23_834_568, 5_713_216_096),
 }
 
 #: Receptive fields published for the last convolutional stage (Araujo et al., Distill 2019).
