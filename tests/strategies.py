@@ -223,6 +223,6 @@ OP_STRATEGIES: dict[str, st.SearchStrategy[OpCase]] = {
 }
 
 # the op families' strategies (tests/op_families/), imported last: they use the helpers above
-from op_families import FAMILY_STRATEGIES  # noqa: E402
+from op_families import FAMILY_STRATEGIES, family_references  # noqa: E402
 
 OP_STRATEGIES.update(FAMILY_STRATEGIES)

@@ -20,11 +20,10 @@ import torch
 import torch.nn.functional as F
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from op_families import family_references
-from strategies import OP_STRATEGIES, OpCase
+from strategies import OP_STRATEGIES, OpCase, family_references
 from torch import nn
 
-from archspec.ops import GLOBAL, OPS, Op, Shape, TorchCall, Window
+from archspec.ops import GLOBAL, OPS, POINTWISE, Op, Shape, TorchCall, Window
 from archspec.ops.base import Rational, Step
 
 BATCH = 2
@@ -256,7 +255,8 @@ VALUE_ORACLES: dict[str, Callable[..., torch.Tensor]] = {
 
 def _randomise_buffers(module: nn.Module) -> None:
     """Running statistics away from their defaults (mean 0, variance 1), which hide mistakes."""
-    if isinstance(module, nn.BatchNorm2d) and module.running_mean is not None:
+    norms = nn.BatchNorm1d | nn.BatchNorm2d | nn.BatchNorm3d
+    if isinstance(module, norms) and module.running_mean is not None:
         module.running_mean.uniform_(-1, 1)
         module.running_var.uniform_(0.5, 2)
 
@@ -264,8 +264,10 @@ def _randomise_buffers(module: nn.Module) -> None:
 def test_every_op_has_oracles():
     missing = sorted(set(OPS) - set(VALUE_ORACLES))
     assert not missing, f"ops without a value oracle in tests/test_op_oracles.py: {missing}"
-    # the window oracle runs on every op with (C, H, W) inputs: it reads op.window() itself
-    assert set(NOT_SPATIAL) <= set(OPS), "NOT_SPATIAL names an op that is not registered"
+    # the window oracle runs on every op with (C, L), (C, H, W) or (C, T, H, W) inputs: it reads
+    # op.window() itself
+    for named in (NOT_SPATIAL, MAX_POOLS, ADAPTIVE_POOLS):
+        assert set(named) <= set(OPS), f"{sorted(set(named) - set(OPS))} are not registered"
 
 
 @pytest.mark.parametrize("name", sorted(OPS))
@@ -325,7 +327,11 @@ def test_batchnorm_training_step_matches_reference(case):
 # One output unit (every channel at one position, weighted by random positive numbers, so no
 # softmax sum stays constant) is backpropagated to the inputs; the input positions with a
 # non-zero gradient must be the ones its declared step reads. Inputs and weights are positive,
-# so no gradient cancels to zero by accident. Outputs without (H, W) axes are one unit.
+# so no gradient cancels to zero by accident. Inputs are (C, L), (C, H, W) or (C, T, H, W);
+# outputs that do not keep those spatial axes are one unit.
+
+#: One output position: its index along each spatial axis, or None for the whole output.
+Position = tuple[int, ...] | None
 
 
 def _positive(lowered: Lowered) -> None:
@@ -337,64 +343,66 @@ def _positive(lowered: Lowered) -> None:
         lowered.requires_grad_(False)
 
 
-def _unit(output: torch.Tensor, position: tuple[int, int] | None) -> torch.Tensor:
+def _unit(output: torch.Tensor, position: Position) -> torch.Tensor:
     """Sample 0's channels at `position` (or its whole output), weighted by positive numbers."""
-    values = output[0] if position is None else output[0, :, position[0], position[1]]
+    values = output[0] if position is None else output[(0, slice(None), *position)]
     generator = torch.Generator().manual_seed(0)
     weights = torch.rand(values.shape, generator=generator, dtype=DTYPE) + 0.5
     return (values * weights).sum()
 
 
 def gradient_region(
-    lowered: Lowered, shapes: Sequence[Shape], position: tuple[int, int] | None
-) -> list[torch.Tensor]:
-    """Per input, the (H, W) positions of sample 0 whose gradient is non-zero."""
+    lowered: Lowered, shapes: Sequence[Shape], position: Position
+) -> list[torch.Tensor | None]:
+    """Per input, the spatial positions of sample 0 whose gradient is non-zero; None for an
+    input whose values the op never reads (one that gives only its shape, as a target size)."""
     tensors = [t.requires_grad_(True) for t in random_inputs(shapes, 0.5, 1.5)]
-    grads = torch.autograd.grad(_unit(run(lowered, tensors), position), tensors)
-    return [grad[0].abs().sum(0) != 0 for grad in grads]
+    grads = torch.autograd.grad(_unit(run(lowered, tensors), position), tensors, allow_unused=True)
+    return [None if grad is None else grad[0].abs().sum(0) != 0 for grad in grads]
 
 
 def spike_region(
-    lowered: Lowered, shapes: Sequence[Shape], position: tuple[int, int] | None
+    lowered: Lowered, shapes: Sequence[Shape], position: Position
 ) -> list[torch.Tensor]:
     """For max pooling, whose gradient reaches one element per window: the positions where a
-    value above all others (2 in [0, 1)) changes the unit, all (H, W) spikes in one batch."""
-    ((channels, height, width),) = shapes
-    base = torch.rand(1, channels, height, width, dtype=DTYPE)
-    spiked = base.repeat(height * width, 1, 1, 1)
-    spiked.view(height * width, channels, height * width)[
-        torch.arange(height * width), :, torch.arange(height * width)
-    ] = 2.0
+    value above all others (2 in [0, 1)) changes the unit, all spatial spikes in one batch."""
+    ((channels, *spatial),) = shapes
+    count = math.prod(spatial)
+    base = torch.rand(1, channels, *spatial, dtype=DTYPE)
+    spiked = base.repeat(count, 1, *(1,) * len(spatial))
+    spiked.view(count, channels, count)[torch.arange(count), :, torch.arange(count)] = 2.0
     with torch.no_grad():
         outputs = run(lowered, [torch.cat([base, spiked])])
-    units = outputs if position is None else outputs[:, :, position[0], position[1]]
+    units = outputs if position is None else outputs[(slice(None), slice(None), *position)]
     changed = (units[1:] != units[:1]).flatten(1).any(1)
-    return [changed.view(height, width)]
+    return [changed.view(*spatial)]
 
 
-def declared_region(
-    window: Step, shape: Shape, output: Shape, position: tuple[int, int] | None
-) -> torch.Tensor:
-    """The (H, W) positions unit `position` reads by the declared step, clipped to the input."""
-    height, width = shape[1], shape[2]
+def declared_region(window: Step, shape: Shape, output: Shape, position: Position) -> torch.Tensor:
+    """The spatial positions unit `position` reads by the declared step, clipped to the input."""
+    spatial = shape[1:]
     if window == GLOBAL:
-        return torch.ones(height, width, dtype=torch.bool)
+        return torch.ones(spatial, dtype=torch.bool)
     assert isinstance(window, Window)
-    assert position is not None, f"a {window} keeps (H, W), yet the output is {output}"
-    mask = torch.zeros(height, width, dtype=torch.bool)
-    rows, cols = (
-        _declared_reads(
+    assert position is not None, f"a {window} keeps the spatial axes, yet the output is {output}"
+    if window == POINTWISE:  # every op may return it, whatever the input's rank
+        window = Window((1,) * len(spatial))
+    assert len(window.kernel) == len(spatial), f"{window} on an input of shape {shape}"
+    reads = []
+    for axis, size in enumerate(spatial):
+        along = _declared_reads(
             position[axis],
             window.kernel[axis],
             window.stride[axis],
             window.padding[axis],
             window.dilation[axis],
         )
-        for axis in (0, 1)
-    )
-    rows = rows[(rows >= 0) & (rows < height)]
-    cols = cols[(cols >= 0) & (cols < width)]
-    mask[rows[:, None], cols[None, :]] = True
+        # shaped to broadcast along its own axis only, so the reads index a box
+        shape_along = [1] * len(spatial)
+        shape_along[axis] = -1
+        reads.append(along[(along >= 0) & (along < size)].view(shape_along))
+    mask = torch.zeros(spatial, dtype=torch.bool)
+    mask[tuple(reads)] = True
     return mask
 
 
@@ -413,15 +421,30 @@ def _declared_reads(
     return torch.arange(first, last + 1)
 
 
+#: Per spatial rank, the words _describe names the axes by.
+AXIS_NAMES = {1: ("positions",), 2: ("rows", "cols"), 3: ("frames", "rows", "cols")}
+
+
 def _describe(mask: torch.Tensor) -> str:
-    rows, cols = torch.nonzero(mask, as_tuple=True)
-    if len(rows) == 0:
+    reached = torch.nonzero(mask)
+    if len(reached) == 0:
         return "nothing"
-    return f"rows {sorted(set(rows.tolist()))}, cols {sorted(set(cols.tolist()))}"
+    return ", ".join(
+        f"{name} {sorted(set(reached[:, axis].tolist()))}"
+        for axis, name in enumerate(AXIS_NAMES[mask.dim()])
+    )
 
 
-#: Ops that never take a (C, H, W) input, so their units have no receptive field.
+#: Ops that never take an input with spatial axes, so their units have no receptive field.
 NOT_SPATIAL = {"linear": "takes (features,) only"}
+#: Ops whose gradient reaches one element per window: their region is measured by spikes.
+MAX_POOLS = {"max_pool1d", "max_pool2d", "max_pool3d", "adaptive_max_pool2d"}
+ADAPTIVE_POOLS = {
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool3d",
+    "adaptive_max_pool2d",
+}
 
 #: Where an op's declared step is a bound rather than exact: the declared region contains the
 #: measured one, because the op's reads are not affine in the output position. Each is shown to be
@@ -435,17 +458,18 @@ def known_bound(name: str, op: Any, inputs: Sequence[Shape]) -> str | None:
         return "softmax over one element is constantly 1: its unit reads nothing"
     if name == "softmax" and op.dim >= 2:
         return "softmax over one spatial axis reads a line, not the whole input"
-    if name == "adaptive_avg_pool2d" and op.warnings(inputs):
+    if name in ADAPTIVE_POOLS and op.warnings(inputs):
         return "windows of sizes that do not divide drift around an affine centre"
     return None
 
 
 def measured_and_declared(
-    name: str, op: Op, lowered: Lowered, inputs: Sequence[Shape], position: tuple[int, int] | None
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Per input, the (H, W) region torch reads for the unit and the one the op declares."""
+    name: str, op: Op, lowered: Lowered, inputs: Sequence[Shape], position: Position
+) -> list[tuple[torch.Tensor | None, torch.Tensor]]:
+    """Per input, the spatial region torch reads for the unit (None: no value read) and the one
+    the op declares."""
     _positive(lowered)
-    measure = spike_region if name == "max_pool2d" else gradient_region
+    measure = spike_region if name in MAX_POOLS else gradient_region
     steps = op.window(inputs)
     per_input = steps if isinstance(steps, tuple) else (steps,) * len(inputs)
     output = op.output_shape(inputs)
@@ -457,24 +481,28 @@ def measured_and_declared(
 
 
 @pytest.mark.parametrize("name", sorted(set(OPS) - set(NOT_SPATIAL)))
-# inputs without (H, W), such as (features,), are filtered out
+# inputs without spatial axes, such as (features,), are filtered out
 @settings(deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(data=st.data())
 def test_window_matches_gradient(name, data):
     """A random output unit reads exactly (or, for a known bound, at most) its declared region."""
     case = data.draw(OP_STRATEGIES[name], label="case")
-    assume(all(len(shape) == 3 for shape in case.inputs))  # fields are spatial: (C, H, W) only
+    rank = len(case.inputs[0])
+    # fields are spatial: (C, L), (C, H, W) or (C, T, H, W), every input of one layout
+    assume(rank >= 2 and all(len(shape) == rank for shape in case.inputs))
     op, lowered = build(name, case)
     bound = known_bound(name, op, case.inputs)
     output = op.output_shape(case.inputs)
     position = None
-    if len(output) == 3:
-        position = (
-            data.draw(st.integers(0, output[1] - 1), label="row"),
-            data.draw(st.integers(0, output[2] - 1), label="col"),
+    if len(output) == rank:  # the spatial axes are kept: a unit is one position
+        position = tuple(
+            data.draw(st.integers(0, size - 1), label=f"spatial axis {axis}")
+            for axis, size in enumerate(output[1:])
         )
     regions = measured_and_declared(name, op, lowered, case.inputs, position)
     for index, (seen, declared) in enumerate(regions):
+        if seen is None:
+            continue  # an input read for its shape only: no unit reads any of its positions
         message = (
             f"input {index}, unit {position}: declared {_describe(declared)}, "
             f"torch {_describe(seen)}"
@@ -490,6 +518,9 @@ def test_window_matches_gradient(name, data):
     [
         # 2 -> 7: window 2 is row 0; the longest (2 rows) centred at 2.5 * 2/7 - 1/2 reads 0, 1
         ("adaptive_avg_pool2d", {"output_size": [7, 1]}, [(1, 2, 1)], (2, 0)),
+        ("adaptive_max_pool2d", {"output_size": [7, 1]}, [(1, 2, 1)], (2, 0)),
+        ("adaptive_avg_pool1d", {"output_size": 7}, [(1, 2)], (2,)),
+        ("adaptive_avg_pool3d", {"output_size": [1, 7, 1]}, [(1, 1, 2, 1)], (0, 2, 0)),
         # exact, not a bound: a column of 3, not the whole 3 x 3 input
         ("softmax", {"dim": 2}, [(1, 3, 3)], (1, 1)),
     ],
@@ -499,4 +530,4 @@ def test_bounds_are_strict(name, fields, inputs, position):
     op, lowered = build(name, OpCase(fields, tuple(inputs)))
     assert known_bound(name, op, inputs) is not None
     regions = measured_and_declared(name, op, lowered, inputs, position)
-    assert not all(torch.equal(seen, declared) for seen, declared in regions)
+    assert not all(seen is not None and torch.equal(seen, declared) for seen, declared in regions)

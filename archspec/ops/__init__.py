@@ -4,64 +4,164 @@
 for building a `Network` in Python.
 """
 
-from archspec.ops import activation, conv, linear, merge, norm, pooling, structure
+from archspec.ops import (
+    activation,
+    channels,
+    conv,
+    elementwise,
+    linear,
+    merge,
+    norm,
+    pooling,
+    resample,
+    structure,
+)
 from archspec.ops.activation import (
+    ELU,
     GELU,
+    Hardsigmoid,
     Hardswish,
     LeakyReLU,
+    Mish,
+    PReLU,
     ReLU,
     ReLU6,
     Sigmoid,
     SiLU,
     Softmax,
+    Softplus,
     Tanh,
 )
 from archspec.ops.base import GLOBAL, POINTWISE, Op, Shape, TorchCall, Window
-from archspec.ops.conv import Conv2d
-from archspec.ops.linear import Linear
-from archspec.ops.merge import Add, Concat
-from archspec.ops.norm import BatchNorm2d, LocalResponseNorm
-from archspec.ops.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from archspec.ops.channels import (
+    ChannelShuffle,
+    Chunk,
+    Crop,
+    Pad,
+    Split,
+)
+from archspec.ops.conv import (
+    Conv1d,
+    Conv2d,
+    Conv3d,
+)
+from archspec.ops.elementwise import (
+    Dropout2d,
+    Mean,
+    StochasticDepth,
+)
+from archspec.ops.linear import (
+    Linear,
+)
+from archspec.ops.merge import (
+    Add,
+    Concat,
+    Mul,
+)
+from archspec.ops.norm import (
+    BatchNorm1d,
+    BatchNorm2d,
+    BatchNorm3d,
+    GroupNorm,
+    InstanceNorm,
+    LocalResponseNorm,
+)
+from archspec.ops.pooling import (
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AdaptiveAvgPool3d,
+    AdaptiveMaxPool2d,
+    AvgPool1d,
+    AvgPool2d,
+    AvgPool3d,
+    MaxPool1d,
+    MaxPool2d,
+    MaxPool3d,
+)
 from archspec.ops.registry import OPS, build_op, lookup, register
-from archspec.ops.structure import Dropout, Flatten, Identity
+from archspec.ops.resample import (
+    ConvTranspose2d,
+    PixelShuffle,
+    PixelUnshuffle,
+    Upsample,
+)
+from archspec.ops.structure import (
+    Dropout,
+    Flatten,
+    Identity,
+)
 
 __all__ = [
+    "ELU",
     "GELU",
     "GLOBAL",
     "OPS",
     "POINTWISE",
+    "AdaptiveAvgPool1d",
     "AdaptiveAvgPool2d",
+    "AdaptiveAvgPool3d",
+    "AdaptiveMaxPool2d",
     "Add",
+    "AvgPool1d",
     "AvgPool2d",
+    "AvgPool3d",
+    "BatchNorm1d",
     "BatchNorm2d",
+    "BatchNorm3d",
+    "ChannelShuffle",
+    "Chunk",
     "Concat",
+    "Conv1d",
     "Conv2d",
+    "Conv3d",
+    "ConvTranspose2d",
+    "Crop",
     "Dropout",
+    "Dropout2d",
     "Flatten",
+    "GroupNorm",
+    "Hardsigmoid",
     "Hardswish",
     "Identity",
+    "InstanceNorm",
     "LeakyReLU",
     "Linear",
     "LocalResponseNorm",
+    "MaxPool1d",
     "MaxPool2d",
+    "MaxPool3d",
+    "Mean",
+    "Mish",
+    "Mul",
     "Op",
+    "PReLU",
+    "Pad",
+    "PixelShuffle",
+    "PixelUnshuffle",
     "ReLU",
     "ReLU6",
     "Shape",
     "SiLU",
     "Sigmoid",
     "Softmax",
+    "Softplus",
+    "Split",
+    "StochasticDepth",
     "Tanh",
     "TorchCall",
+    "Upsample",
     "Window",
     "activation",
     "build_op",
+    "channels",
     "conv",
+    "elementwise",
     "linear",
     "lookup",
     "merge",
     "norm",
     "pooling",
     "register",
+    "resample",
     "structure",
 ]
