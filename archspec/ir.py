@@ -187,14 +187,18 @@ def _replace_inputs(layer: Layer, inputs: tuple[str, ...]) -> Layer:
 
 
 def input_shape_problem(shape: Sequence[int]) -> str | None:
-    """Why `shape` cannot be a network's input (per sample), or None."""
+    """Why `shape` cannot be a network's input (per sample), or None: (F,), (C, L), (C, H, W)
+    or (C, T, H, W)."""
     if (
         isinstance(shape, str)
-        or not 1 <= len(shape) <= 3
+        or not 1 <= len(shape) <= 4
         or any(isinstance(size, bool) or not isinstance(size, int) for size in shape)
         or any(not 1 <= size <= MAX_DIM for size in shape)
     ):
-        return f"input shape must be 1 to 3 sizes from 1 to {MAX_DIM}, got {list(shape)}"
+        return (
+            f"input shape must be 1 to 4 sizes from 1 to {MAX_DIM} ([F], [C, L], [C, H, W] or "
+            f"[C, T, H, W]), got {list(shape)}"
+        )
     return None
 
 

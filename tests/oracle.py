@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -12,6 +12,8 @@ from torch import fx, nn
 
 from archspec import Report
 from archspec.analysis import LayerReport, ReceptiveField
+from archspec.ops import Window
+from archspec.ops.base import Steps
 
 LAYER = "archspec_layer"  # fx node meta key: the dotted name of the layer the node computes
 Shape = tuple[int, ...]
@@ -55,17 +57,45 @@ def layer_params(module: nn.Module, report: Report) -> dict[str, int]:
 
 
 def spatial_layers(report: Report) -> list[LayerReport]:
-    """Layers whose units see part of the image, in order: (C, H, W) output, field not global."""
-    return [
-        layer
-        for layer in report.layers
-        if len(layer.output_shape) == 3
-        and layer.receptive_field is not None
-        and not layer.receptive_field.is_global
-    ]
+    """Layers whose units see part of the input exactly, in order: the input's spatial axes kept
+    in the output ((C, L), (C, H, W) or (C, T, H, W)), field not global, and no step before them
+    by a fraction of a pixel, where the recurrence is an approximation (upsampling a strided map)
+    or a bound (adaptive pooling that does not divide)."""
+    rank = len(report.input_shape)
+    inexact: set[str] = set()
+    chosen = []
+    for layer in report.layers:
+        if _fractional(layer.op.window(layer.input_shapes)) or inexact.intersection(layer.inputs):
+            inexact.add(layer.name)
+        elif (
+            rank >= 2
+            and len(layer.output_shape) == rank
+            and layer.receptive_field is not None
+            and not layer.receptive_field.is_global
+        ):
+            chosen.append(layer)
+    return chosen
+
+
+def _fractional(steps: Steps) -> bool:
+    return any(
+        isinstance(step, Window)
+        and not all(isinstance(value, int) for value in (*step.stride, *step.padding))
+        for step in (steps if isinstance(steps, tuple) else (steps,))
+    )
 
 
 # -- receptive field, measured -----------------------------------------------------------------
+
+CONVOLUTIONS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+MAX_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
+#: Adaptive max pooling's windows, averaged, by the max pool's class.
+ADAPTIVE_AVERAGES: dict[type[nn.Module], type[nn.Module]] = {
+    nn.AdaptiveMaxPool1d: nn.AdaptiveAvgPool1d,
+    nn.AdaptiveMaxPool2d: nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool3d: nn.AdaptiveAvgPool3d,
+}
 
 
 def make_positive_average(module: fx.GraphModule) -> None:
@@ -77,47 +107,62 @@ def make_positive_average(module: fx.GraphModule) -> None:
     over the same windows.
     """
     for name, child in list(module.named_modules()):
-        if isinstance(child, nn.Conv2d | nn.Linear):
+        if isinstance(child, CONVOLUTIONS):
             nn.init.constant_(child.weight, 1 / child.weight[0].numel())
             if child.bias is not None:
                 nn.init.zeros_(child.bias)
-        elif isinstance(child, nn.BatchNorm2d):
+        elif isinstance(child, BATCH_NORMS):
             assert child.track_running_stats, f"{name}: batch norm without running stats"
             child.reset_parameters()  # weight 1, bias 0, running mean 0, running variance 1
-        elif isinstance(child, nn.MaxPool2d):
+        elif isinstance(child, MAX_POOLS):
             # Max sends the gradient to one element of each window only, which would hide the rest
             # of the field. An average over the same windows (same kernel, stride, padding,
             # dilation and ceil_mode: the same geometry, hence the same receptive field) sends
             # gradient to every element it reads.
-            parent, _, leaf = name.rpartition(".")
-            module.get_submodule(parent).add_module(leaf, WindowAverage(child))
+            _replace(module, name, WindowAverage(child))
+        elif type(child) in ADAPTIVE_AVERAGES:
+            _replace(module, name, ADAPTIVE_AVERAGES[type(child)](child.output_size))
     module.eval()
     module.requires_grad_(False)
 
 
-def _pair(value: int | Sequence[int]) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else (value[0], value[1])
+def _replace(module: nn.Module, name: str, replacement: nn.Module) -> None:
+    parent, _, leaf = name.rpartition(".")
+    module.get_submodule(parent).add_module(leaf, replacement)
+
+
+def _axes(value: int | Sequence[int], rank: int) -> tuple[int, ...]:
+    return (value,) * rank if isinstance(value, int) else tuple(value)
+
+
+#: Average pooling and convolution by the number of spatial axes.
+AVERAGE_POOLS: dict[int, type[nn.Module]] = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}
+CONVOLVE = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
 class WindowAverage(nn.Module):
-    """The windows of a max pool, averaged: (N, C, H, W) -> (N, C, H', W') of the pool's H', W'.
+    """The windows of a max pool, averaged: (N, C, *spatial) -> (N, C, *spatial') of the pool's.
 
-    AvgPool2d has the same windows when the pool has no dilation; a dilated pool becomes a
+    An average pool has the same windows when the pool has no dilation; a dilated pool becomes a
     depthwise convolution with constant weights over the same dilated windows.
     """
 
-    def __init__(self, pool: nn.MaxPool2d) -> None:
+    def __init__(self, pool: nn.MaxPool1d | nn.MaxPool2d | nn.MaxPool3d) -> None:
         super().__init__()
         self.pool = pool
+        self.rank = MAX_POOLS.index(type(pool)) + 1
         self.kernel, self.stride, self.padding, self.dilation = (
-            _pair(value) for value in (pool.kernel_size, pool.stride, pool.padding, pool.dilation)
+            _axes(value, self.rank)
+            for value in (pool.kernel_size, pool.stride, pool.padding, pool.dilation)
         )
-        self.average = nn.AvgPool2d(self.kernel, self.stride, self.padding, pool.ceil_mode)
+        self.average = AVERAGE_POOLS[self.rank](
+            self.kernel, self.stride, self.padding, pool.ceil_mode
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.dilation == (1, 1):
+        if all(d == 1 for d in self.dilation):
             return self.average(x)
-        out = self.pool(x).shape[-2:]  # torch decides how many windows there are
+        out = self.pool(x).shape[2:]  # torch decides how many windows there are
         # zero padding in front as the pool has it, and behind as far as the last window reaches
         behind = [
             max(0, (o - 1) * s + d * (k - 1) + 1 - p - n)
@@ -127,14 +172,17 @@ class WindowAverage(nn.Module):
                 self.dilation,
                 self.kernel,
                 self.padding,
-                x.shape[-2:],
+                x.shape[2:],
                 strict=True,
             )
         ]
-        padded = F.pad(x, (self.padding[1], behind[1], self.padding[0], behind[0]))
-        weight = x.new_full((x.shape[1], 1, *self.kernel), 1 / (self.kernel[0] * self.kernel[1]))
-        y = F.conv2d(padded, weight, stride=self.stride, dilation=self.dilation, groups=x.shape[1])
-        return y[..., : out[0], : out[1]]
+        # F.pad takes (front, back) pairs from the last axis to the first
+        pairs = reversed(list(zip(self.padding, behind, strict=True)))
+        padded = F.pad(x, [pad for pair in pairs for pad in pair])
+        weight = x.new_full((x.shape[1], 1, *self.kernel), 1 / math.prod(self.kernel))
+        convolve = CONVOLVE[self.rank]
+        y = convolve(padded, weight, stride=self.stride, dilation=self.dilation, groups=x.shape[1])
+        return y[(..., *(slice(0, o) for o in out))]
 
 
 def truncated(module: fx.GraphModule, layers: Sequence[str]) -> fx.GraphModule:
@@ -154,16 +202,16 @@ def truncated(module: fx.GraphModule, layers: Sequence[str]) -> fx.GraphModule:
 
 
 def positive_image(shape: Shape, dtype: torch.dtype) -> torch.Tensor:
-    """(1, C, H, W) of values in [0.5e-3, 1e-3]: positive, and small enough that ReLU6 never
+    """(1, C, *spatial) of values in [0.5e-3, 1e-3]: positive, and small enough that ReLU6 never
     saturates (a residual add at most doubles a value; MobileNetV2's largest is then 0.76)."""
     generator = torch.Generator().manual_seed(0)
     return (1 + torch.rand(1, *shape, generator=generator, dtype=dtype)) * 0.5e-3
 
 
-@dataclass(frozen=True)
-class Box:
-    rows: Span
-    cols: Span
+#: First and last pixel reached along each spatial axis: (L,), (H, W) or (T, H, W).
+Box = tuple[Span, ...]
+#: One output position: its index along each spatial axis.
+Position = tuple[int, ...]
 
 
 class FieldProbe:
@@ -177,16 +225,16 @@ class FieldProbe:
         self.image = image.clone().requires_grad_(True)
         self.outputs = dict(zip(layers, truncated(module, layers)(self.image), strict=True))
 
-    def box(self, layer: str, row: int, col: int) -> Box | None:
-        """Bounding box of the non-zero input gradient of position (row, col), or None if none."""
-        unit = self.outputs[layer][0, :, row, col].sum()
+    def box(self, layer: str, position: Position) -> Box | None:
+        """Bounding box of the non-zero input gradient of `position`, or None if none."""
+        unit = self.outputs[layer][(0, slice(None), *position)].sum()
         (grad,) = torch.autograd.grad(unit, self.image, retain_graph=True)
-        seen = grad[0].abs().sum(0)  # (H, W), summed over input channels
-        rows = torch.nonzero(seen.sum(1)).flatten()
-        cols = torch.nonzero(seen.sum(0)).flatten()
-        if len(rows) == 0:
+        seen = grad[0].abs().sum(0)  # (*spatial), summed over input channels
+        reached = torch.nonzero(seen)
+        if len(reached) == 0:
             return None
-        return Box((int(rows.min()), int(rows.max())), (int(cols.min()), int(cols.max())))
+        low, high = reached.min(0).values.tolist(), reached.max(0).values.tolist()
+        return tuple(zip(low, high, strict=True))
 
 
 def unit_span(centre: float, size: int, extent: int) -> Span:
@@ -197,9 +245,11 @@ def unit_span(centre: float, size: int, extent: int) -> Span:
     return max(0, int(low)), min(extent - 1, int(high))
 
 
-def static_box(field: ReceptiveField, row: int, col: int, spatial: tuple[int, int]) -> Box:
-    """The report's field of unit (row, col): centre offset + index * stride, clipped."""
-    return Box(
-        unit_span(field.offset[0] + row * field.stride[0], field.size[0], spatial[0]),
-        unit_span(field.offset[1] + col * field.stride[1], field.size[1], spatial[1]),
+def static_box(field: ReceptiveField, position: Position, spatial: Sequence[int]) -> Box:
+    """The report's field of the unit at `position`: centre offset + index * stride, clipped."""
+    return tuple(
+        unit_span(offset + index * stride, size, extent)
+        for offset, index, stride, size, extent in zip(
+            field.offset, position, field.stride, field.size, spatial, strict=True
+        )
     )

@@ -223,6 +223,7 @@ OP_STRATEGIES: dict[str, st.SearchStrategy[OpCase]] = {
 }
 
 # the op families' strategies (tests/op_families/), imported last: they use the helpers above
-from op_families import FAMILY_STRATEGIES, family_references  # noqa: E402
+# family_references is re-exported: importing op_families first would be circular
+from op_families import FAMILY_STRATEGIES, family_references  # noqa: E402, F401
 
 OP_STRATEGIES.update(FAMILY_STRATEGIES)

@@ -201,8 +201,8 @@ def test_analyze_input_shape_out_of_range(capsys):
     assert code == 2
     assert out == ""
     assert (
-        err == "archspec: error: input shape must be 1 to 3 sizes from 1 to 1000000, got "
-        "[1, 0, 32]\n"
+        err == "archspec: error: input shape must be 1 to 4 sizes from 1 to 1000000 ([F], "
+        "[C, L], [C, H, W] or [C, T, H, W]), got [1, 0, 32]\n"
     )
 
 

@@ -15,7 +15,16 @@ from archspec.analysis import analyze
 from archspec.cli import main
 from archspec.errors import UsageError
 from archspec.frontend.loader import load
-from archspec.outputs.plots import DPI, FIGURE_SIZE, _short_labels, _tick_positions, plot_report
+from archspec.ir import Layer, Network
+from archspec.ops import OPS
+from archspec.outputs.plots import (
+    DPI,
+    FIGURE_SIZE,
+    _plotted_axis,
+    _short_labels,
+    _tick_positions,
+    plot_report,
+)
 
 pytest.importorskip("matplotlib")
 
@@ -63,6 +72,29 @@ def test_plot_replaces_an_existing_file(tmp_path):
     out.write_bytes(b"old")
     plot_report(analyze(load(EXAMPLES / "lenet5.yaml")), out)
     assert out.read_bytes().startswith(PNG_SIGNATURE)
+
+
+@pytest.mark.parametrize(
+    ("shape", "axis"), [((16,), None), ((1, 8000), 0), ((3, 32, 32), 0), ((3, 16, 112, 112), 1)]
+)
+def test_the_plotted_axis_is_length_or_height(shape, axis):
+    # (F,) has none; (C, L) plots L; (C, H, W) and (C, T, H, W) plot H, not T
+    assert _plotted_axis(shape) == axis
+
+
+@pytest.mark.parametrize("rank", [1, 3])
+def test_audio_and_video_reports_plot(tmp_path, rank):
+    layers = [
+        ("conv", f"conv{rank}d", {"out_channels": 4, "kernel": 3, "stride": 2}),
+        ("relu", "relu", {}),
+        ("pool", f"max_pool{rank}d", {"kernel": 2}),
+        ("avgpool", f"adaptive_avg_pool{rank}d", {"output_size": 1}),
+    ]
+    made = [Layer(name, OPS[op].model_validate(fields)) for name, op, fields in layers]
+    shape = (1, 64) if rank == 1 else (3, 8, 32, 32)
+    out = tmp_path / "net.png"
+    plot_report(analyze(Network(name="net", input=shape, layers=made)), out)
+    assert png_size(out.read_bytes()) == (1200, 900)
 
 
 @pytest.mark.parametrize("suffix", [".pdf", ".jpg", ""])

@@ -10,6 +10,7 @@ import pytest
 
 import archspec
 from archspec import Report
+from archspec.ops import OPS
 from archspec.outputs.render import to_json, to_markdown, to_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,6 +63,66 @@ def test_table_report_resnet18(request, monkeypatch):
 
 def test_json_report_lenet5(request, monkeypatch):
     check_golden(request, "lenet5.json", to_json(analyze_example("lenet5", monkeypatch)) + "\n")
+
+
+def analyze_layers(
+    name: str, input_shape: tuple[int, ...], layers: list[tuple[str, str, dict]]
+) -> Report:
+    """The report of a network built in Python from ops written as a spec writes them."""
+    made = [archspec.Layer(layer, OPS[op].model_validate(fields)) for layer, op, fields in layers]
+    return archspec.analyze(archspec.Network(name=name, input=input_shape, layers=made))
+
+
+#: An audio network on 1 s of 8 kHz sound, (C, L), and a video stem on 16 frames, (C, T, H, W):
+#: their fields print one number along L and TxHxW per axis, and serialise as lists of 1 and 3.
+SPATIAL_ND = {
+    "audio": (
+        (1, 8000),
+        [
+            ("conv1", "conv1d", {"out_channels": 32, "kernel": 80, "stride": 4}),
+            ("bn1", "batchnorm1d", {}),
+            ("relu1", "relu", {}),
+            ("pool1", "max_pool1d", {"kernel": 4}),
+            ("conv2", "conv1d", {"out_channels": 32, "kernel": 3, "padding": "same"}),
+            ("avgpool", "adaptive_avg_pool1d", {"output_size": 1}),
+            ("flatten", "flatten", {}),
+            ("fc", "linear", {"out_features": 10}),
+        ],
+    ),
+    "video": (
+        (3, 16, 112, 112),
+        [
+            (
+                "stem",
+                "conv3d",
+                {
+                    "out_channels": 64,
+                    "kernel": [3, 7, 7],
+                    "stride": [1, 2, 2],
+                    "padding": [1, 3, 3],
+                    "bias": False,
+                },
+            ),
+            ("bn", "batchnorm3d", {}),
+            ("relu", "relu", {}),
+            (
+                "pool",
+                "max_pool3d",
+                {"kernel": [1, 3, 3], "stride": [1, 2, 2], "padding": [0, 1, 1]},
+            ),
+            ("avgpool", "adaptive_avg_pool3d", {"output_size": 1}),
+            ("flatten", "flatten", {}),
+            ("fc", "linear", {"out_features": 400}),
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", SPATIAL_ND)
+def test_reports_of_audio_and_video(request, name):
+    report = analyze_layers(name, *SPATIAL_ND[name])
+    check_golden(request, f"{name}.md", to_markdown(report))
+    check_golden(request, f"{name}.json", to_json(report) + "\n")
 
 
 # The goldens hold the published figures, so a regenerated golden with wrong numbers fails here.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from archspec.analysis.receptive_field import ReceptiveField, misalignment, through
+from archspec.analysis.receptive_field import ReceptiveField, merge, misalignment, stepped
 from archspec.analysis.report import BYTES_PER_ELEMENT, LayerReport, Report, Totals
 from archspec.errors import Diagnostic, ShapeError, SpecError, UsageError, fold_instances
 from archspec.gcpause import paused_gc
@@ -21,7 +21,8 @@ def analyze(
     input_shape: Sequence[int] | None = None,
     origins: Origins | None = None,
 ) -> Report:
-    """Static analysis of a network at `input_shape` (C, H, W) or (F,), default its input.
+    """Static analysis of a network at `input_shape`, default its input: (F,), or (C, L),
+    (C, H, W) or (C, T, H, W) with receptive fields along each of their spatial axes.
 
     `subject` is a `Network` or a loaded spec (anything with `.network` and `.origins`). Raises
     SpecError naming every layer whose shapes do not fit, positioned by `origins` (a loaded spec
@@ -52,9 +53,10 @@ class _Walk:
         self.origins = origins
         self.input_shape = input_shape
         self.shapes: dict[str, Shape] = {INPUT: input_shape}
-        spatial = len(input_shape) == 3
+        # (C, L), (C, H, W) and (C, T, H, W) have spatial axes after the channels; (F,) has none
+        self.input_spatial = input_shape[1:]
         self.fields: dict[str, ReceptiveField | None] = {
-            INPUT: ReceptiveField.of_input() if spatial else None
+            INPUT: ReceptiveField.of_input(len(self.input_spatial)) if self.input_spatial else None
         }
         self.layers: list[LayerReport] = []
         self.errors: list[Diagnostic] = []
@@ -127,12 +129,13 @@ class _Walk:
             self.fields[layer.name] = None
             return None
         present = [field for field in incoming if field is not None]
-        if len(present) > 1:
-            problem = misalignment(present)
+        # compared after each input's step: a crop's shift or a shape-only input changes them
+        fields = stepped(present, op.window(inputs), self.input_spatial)
+        if len(fields) > 1:
+            problem = misalignment(fields)
             if problem:
                 self.note(layer, f"{problem}; the larger receptive field is reported")
-        spatial = (self.input_shape[1], self.input_shape[2])
-        field = through(present, op.window(inputs), spatial)
+        field = merge(fields)
         self.fields[layer.name] = field
         return field
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Literal
 
-from archspec.ops.base import GLOBAL, POINTWISE, Pair, Rational, Step, Steps, exact
+from archspec.ops.base import GLOBAL, POINTWISE, SHAPE_ONLY, Rational, Steps, Window, exact
 
 #: Where sizes, jumps and offsets saturate: strides multiplied through thousands of layers would
 #: otherwise outgrow a float, and every figure below this is exact in one.
@@ -67,60 +68,66 @@ def _clamp(value: Rational, low: Rational, high: Rational) -> Rational:
 
 @dataclass(frozen=True)
 class ReceptiveField:
-    """Per-axis (H, W) receptive field of one layer's output units."""
+    """Receptive field of one layer's output units, one Axis per spatial axis of the input:
+    (L,), (H, W) or (T, H, W)."""
 
-    height: Axis
-    width: Axis
+    axes: tuple[Axis, ...]
     is_global: bool = False  # every unit sees the whole input (after global pooling or flatten)
     aligned: bool = True  # False where paths of different stride or centre met
 
     @classmethod
-    def of_input(cls) -> ReceptiveField:
-        return cls(Axis(1, 1, 0), Axis(1, 1, 0))
+    def of_input(cls, rank: int) -> ReceptiveField:
+        """Each input pixel sees itself, along `rank` spatial axes."""
+        return cls((Axis(1, 1, 0),) * rank)
 
     @classmethod
-    def whole(cls, spatial: Pair) -> ReceptiveField:
-        height, width = spatial
+    def whole(cls, spatial: Sequence[int]) -> ReceptiveField:
         return cls(
-            Axis(height, height, Fraction(height - 1, 2)),
-            Axis(width, width, Fraction(width - 1, 2)),
-            is_global=True,
+            tuple(Axis(size, size, Fraction(size - 1, 2)) for size in spatial), is_global=True
         )
 
+    # lists, not generators, inside tuple(): a third quicker, and merging paths reads these
     @property
-    def size(self) -> tuple[Rational, Rational]:
-        return (self.height.size, self.width.size)
+    def size(self) -> tuple[Rational, ...]:
+        return tuple([axis.size for axis in self.axes])
 
     @property
-    def stride(self) -> tuple[Rational, Rational]:
-        return (self.height.jump, self.width.jump)
+    def stride(self) -> tuple[Rational, ...]:
+        return tuple([axis.jump for axis in self.axes])
 
     @property
-    def offset(self) -> tuple[Rational, Rational]:
-        return (self.height.start, self.width.start)
+    def offset(self) -> tuple[Rational, ...]:
+        return tuple([axis.start for axis in self.axes])
 
-    def through(self, window: Step, input_spatial: Pair) -> ReceptiveField:
+    def through(
+        self, window: Window | Literal["global"], input_spatial: Sequence[int]
+    ) -> ReceptiveField:
+        # POINTWISE is two 1s, yet it passes a field of any rank, as every op may return it
         if self.is_global or window == POINTWISE:
             return self
         if window == GLOBAL:
             return ReceptiveField.whole(input_spatial)
-        return ReceptiveField(
-            self.height.step(
-                window.kernel[0], window.stride[0], window.padding[0], window.dilation[0]
-            ),
-            self.width.step(
-                window.kernel[1], window.stride[1], window.padding[1], window.dilation[1]
-            ),
-            aligned=self.aligned,
+        if len(window.kernel) != len(self.axes):
+            raise ValueError(
+                f"a window along {len(window.kernel)} axes ({window}) cannot step a receptive "
+                f"field along {len(self.axes)}"
+            )
+        axes = map(
+            Axis.step, self.axes, window.kernel, window.stride, window.padding, window.dilation
         )
+        return ReceptiveField(tuple(axes), aligned=self.aligned)
 
 
-def through(fields: Sequence[ReceptiveField], steps: Steps, input_spatial: Pair) -> ReceptiveField:
-    """The field of an op's output: each input's field through its step, then merged."""
+def stepped(
+    fields: Sequence[ReceptiveField], steps: Steps, input_spatial: Sequence[int]
+) -> list[ReceptiveField]:
+    """Each input's field through its step; inputs read only for their shape add none."""
     per_input = steps if isinstance(steps, tuple) else (steps,) * len(fields)
-    return merge(
-        [field.through(step, input_spatial) for field, step in zip(fields, per_input, strict=True)]
-    )
+    return [
+        field.through(step, input_spatial)
+        for field, step in zip(fields, per_input, strict=True)
+        if step != SHAPE_ONLY
+    ]
 
 
 def merge(fields: Sequence[ReceptiveField]) -> ReceptiveField:
@@ -129,19 +136,17 @@ def merge(fields: Sequence[ReceptiveField]) -> ReceptiveField:
         return fields[0]
     if any(field.is_global for field in fields):
         return next(field for field in fields if field.is_global)
-    height = max((field.height for field in fields), key=lambda axis: axis.size)
-    width = max((field.width for field in fields), key=lambda axis: axis.size)
+    along = list(zip(*[field.axes for field in fields], strict=True))
+    axes = tuple([max(axis, key=_size) for axis in along])
+    # aligned: every path's units have one stride and one centre along every axis
     aligned = all(field.aligned for field in fields) and all(
-        (field.height.jump, field.height.start, field.width.jump, field.width.start)
-        == (
-            fields[0].height.jump,
-            fields[0].height.start,
-            fields[0].width.jump,
-            fields[0].width.start,
-        )
-        for field in fields
+        len({(axis.jump, axis.start) for axis in paths}) == 1 for paths in along
     )
-    return ReceptiveField(height, width, aligned=aligned)
+    return ReceptiveField(axes, aligned=aligned)
+
+
+def _size(axis: Axis) -> Rational:
+    return axis.size
 
 
 def misalignment(fields: Sequence[ReceptiveField]) -> str | None:
@@ -151,11 +156,11 @@ def misalignment(fields: Sequence[ReceptiveField]) -> str | None:
     strides = sorted({field.stride for field in fields})
     offsets = sorted({field.offset for field in fields})
     if len(strides) > 1:
-        return f"paths with different effective strides meet here ({_pairs(strides)})"
+        return f"paths with different effective strides meet here ({_per_axis(strides)})"
     if len(offsets) > 1:
-        return f"paths with different receptive-field centres meet here ({_pairs(offsets)})"
+        return f"paths with different receptive-field centres meet here ({_per_axis(offsets)})"
     return None
 
 
-def _pairs(values: Sequence[tuple[Rational, Rational]]) -> str:
-    return " vs ".join(f"{format_rational(a)}x{format_rational(b)}" for a, b in values)
+def _per_axis(values: Sequence[tuple[Rational, ...]]) -> str:
+    return " vs ".join("x".join(format_rational(value) for value in axes) for axes in values)

@@ -16,6 +16,7 @@ import torch
 from torch import fx
 
 from archspec.errors import GeneratedSourceError
+from archspec.ops import torch_modules
 
 #: ruff's and black's default, so the file passes their checks in most projects.
 LINE_LENGTH = 88
@@ -34,11 +35,14 @@ def forward_lines(module: fx.GraphModule) -> tuple[list[str], list[str]]:
     imports, dotted = _imports(values, live.last, code.globals)
     registers = _Registers(live)
     names = dotted | {placeholder: registers.take(placeholder)}
+    defined = set(dotted.values())
     lines = []
     for index, (target, value) in enumerate(steps):
         value = _Rename(names).visit(value)
-        # a value read once lives in a register; one read again keeps fx's name, the layer's
-        names[target] = target if live.count[target] > 1 else registers.assign(target, index, names)
+        # a value read once lives in a register; one read again keeps fx's name, the layer's,
+        # unless that is the name of a function the file defines (fx names a call after it)
+        kept = f"{target}_" if target in defined else target
+        names[target] = kept if live.count[target] > 1 else registers.assign(target, index, names)
         lines += _statement(f"{names[target]} = ", value)
         done = registers.dead(index, names)
         if done:
@@ -119,7 +123,8 @@ def _imports(
 ) -> tuple[list[str], dict[str, str]]:
     """The file's imports, and dotted names for fx's globals (`_operator_abs`: `operator.abs`).
 
-    GeneratedSourceError for a global that importing torch and operator does not give.
+    GeneratedSourceError for a global that importing torch and operator does not give, nor
+    archspec's own torch-side helpers (copied into the file).
     """
     dotted = {}
     for name in sorted({name for value in code for name in _names(value)} - {"self", *local}):
@@ -129,6 +134,8 @@ def _imports(
         function_name = getattr(value, "__name__", "")
         if value is not None and getattr(operator, function_name, None) is value:
             dotted[name] = f"operator.{function_name}"
+        elif getattr(value, "__module__", None) == torch_modules.__name__:
+            dotted[name] = function_name  # defined in the file: see helper_sources
         else:
             parts = [getattr(value, "__module__", None), getattr(value, "__qualname__", name)]
             where = ".".join(part for part in parts if part)
@@ -136,7 +143,8 @@ def _imports(
                 f"the fx code uses {where}, which torch and operator do not define"
             )
     lines = ["import torch", "from torch import nn"]
-    return (["import operator", "", *lines] if dotted else lines), dotted
+    uses_operator = any(name.startswith("operator.") for name in dotted.values())
+    return (["import operator", "", *lines] if uses_operator else lines), dotted
 
 
 def _steps(function: ast.FunctionDef) -> tuple[str, list[tuple[str, ast.expr]], ast.expr]:
@@ -213,7 +221,7 @@ def wrap(indent: str, head: str, items: list[str], tail: str, tuple_: bool = Fal
         return [_noqa(line)]
     inner = f"{indent}{INDENT}{', '.join(items)}"
     if len(inner) <= LINE_LENGTH and not (tuple_ and len(items) == 1):
-        return [f"{indent}{head}", inner, f"{indent}{tail}"]
+        return [_noqa(f"{indent}{head}"), inner, f"{indent}{tail}"]
     lines = [f"{indent}{head}"]
     for item in items:  # filled like a paragraph, each item ending in a comma
         joined = f"{lines[-1]} {item},"

@@ -13,6 +13,7 @@ from torch import fx, nn
 from archspec.backends.forward_code import INDENT, double_quotes, forward_lines, wrap
 from archspec.backends.frozen import pinned, plain_class
 from archspec.errors import GeneratedSourceError
+from archspec.ops import torch_modules
 
 _NOT_ARGUMENTS = {"self", "device", "dtype"}
 _VARIADIC = {inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD}
@@ -61,7 +62,10 @@ def generate_source(
     forward, imports = forward_lines(module)
     frozen, norms = _frozen(module), _frozen_norms(module)
     lines = [_header(class_name, spec_name, input_shape)]
-    lines += [*imports, "", "", f"class {class_name}(nn.Module):"]
+    lines += imports
+    for helper in helper_sources(module):
+        lines += ["", "", *helper.rstrip("\n").split("\n")]
+    lines += ["", "", f"class {class_name}(nn.Module):"]
     if frozen:
         lines.append(f"{INDENT}# frozen as in the spec: their parameters do not train")
         lines += wrap(INDENT, "FROZEN = (", list(map(_literal, frozen)), ")", tuple_=True)
@@ -133,7 +137,7 @@ def _constructor(leaf: nn.Module) -> tuple[str, list[str]]:
     checked by building a copy on the meta device and comparing it with `leaf`.
     """
     cls = plain_class(leaf)  # a frozen norm pinned to eval mode is built as the torch.nn class
-    if getattr(nn, cls.__name__, None) is not cls:
+    if getattr(nn, cls.__name__, None) is not cls and not _is_helper(cls):
         raise GeneratedSourceError(f"{cls.__module__}.{cls.__qualname__} is not in torch.nn")
     expected = _fingerprint(leaf)
     # layers alike (every ReLU, every 3x3 conv of 64) are built alike: recover the call once,
@@ -176,7 +180,26 @@ def _recover(
             keywords = shorter
     arguments = [_literal(value) for value in positional]
     named = [f"{key}={_literal(value)}" for key, value in keywords.items()]
-    return f"nn.{cls.__name__}", (*arguments, *named)
+    return (cls.__name__ if _is_helper(cls) else f"nn.{cls.__name__}"), (*arguments, *named)
+
+
+def _is_helper(value: object) -> bool:
+    """Whether `value` is one of archspec's torch-side modules or functions, which the file
+    defines itself rather than importing archspec."""
+    return getattr(value, "__module__", None) == torch_modules.__name__
+
+
+def helper_sources(module: fx.GraphModule) -> list[str]:
+    """The source of each archspec module class and function the network uses, in name order:
+    copied into the generated file, which must not need archspec."""
+    used: dict[str, object] = {}
+    for child in module.modules():
+        if _is_helper(type(child)):
+            used[type(child).__name__] = type(child)
+    for node in module.graph.nodes:
+        if node.op == "call_function" and _is_helper(node.target):
+            used[node.target.__name__] = node.target
+    return [inspect.getsource(used[name]) for name in sorted(used)]  # type: ignore[arg-type]
 
 
 def _arguments(

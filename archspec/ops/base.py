@@ -19,24 +19,42 @@ if TYPE_CHECKING:
 Shape = tuple[int, ...]
 #: A tensor, or an fx node standing for one.
 TensorLike = TypeVar("TensorLike")
+#: One int per spatial axis: (L,) for audio, (H, W) for images, (T, H, W) for video.
+Axes = tuple[int, ...]
 Pair = tuple[int, int]
 #: An exact number of input pixels: an int when whole, else a Fraction (a stride of 5/2).
 Rational = int | Fraction
+RationalAxes = tuple[Rational, ...]
 RationalPair = tuple[Rational, Rational]
 
 #: Upper bound of a channel count, feature count or spatial size: beyond it a spec is absurd.
 MAX_DIM = 1_000_000
 
+#: Per spatial rank, the letters errors name the axes by and the per-sample layout they write.
+AXIS_LETTERS = {1: "L", 2: "HW", 3: "THW"}
+LAYOUTS = {1: "(C, L)", 2: "(C, H, W)", 3: "(C, T, H, W)"}
+#: Per spatial rank, what a per-axis field's list holds, in order.
+AXIS_WORDS = {1: "length", 2: "height, width", 3: "time, height, width"}
 
-def _to_pair(value: Any) -> Any:
-    """Per-axis values are (height, width) tuples from the first validator on."""
-    if isinstance(value, bool):
+
+def _to_axes(rank: int) -> Callable[[Any], Any]:
+    """Per-axis values are tuples of the rank's length from the first validator on."""
+
+    def to_axes(value: Any) -> Any:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int | float):
+            return (value,) * rank
+        if isinstance(value, list | tuple):
+            if len(value) != rank:
+                raise ValueError(
+                    f"expected one value or a list of {rank} ({AXIS_WORDS[rank]}), got a list "
+                    f"of {len(value)}: {list(value)}"
+                )
+            return tuple(value)
         return value
-    if isinstance(value, int | float):
-        return (value, value)
-    if isinstance(value, list):
-        return tuple(value)
-    return value
+
+    return to_axes
 
 
 def _reject_bool(value: Any) -> Any:
@@ -48,33 +66,49 @@ def _reject_bool(value: Any) -> Any:
 
 Channels = Annotated[int, BeforeValidator(_reject_bool), Field(ge=1, le=MAX_DIM)]
 Offset = Annotated[int, BeforeValidator(_reject_bool), Field(ge=0, le=MAX_DIM)]
-_PairInput = BeforeValidator(_to_pair, json_schema_input_type=int | tuple[int, int])
+# the schema offers exactly what the validator takes: one int, or a list of the rank's length
+_SingleInput = BeforeValidator(_to_axes(1), json_schema_input_type=int | tuple[int])
+_PairInput = BeforeValidator(_to_axes(2), json_schema_input_type=int | tuple[int, int])
+_TripleInput = BeforeValidator(_to_axes(3), json_schema_input_type=int | tuple[int, int, int])
+#: Per-axis fields of 1-D, 2-D and 3-D ops (torch's _single, _pair, _triple).
+PositiveSingle = Annotated[tuple[Channels], _SingleInput]
 PositivePair = Annotated[tuple[Channels, Channels], _PairInput]
-NonNegativePair = Annotated[
-    tuple[Offset, Offset],
-    _PairInput,
-]
+PositiveTriple = Annotated[tuple[Channels, Channels, Channels], _TripleInput]
+NonNegativeSingle = Annotated[tuple[Offset], _SingleInput]
+NonNegativePair = Annotated[tuple[Offset, Offset], _PairInput]
+NonNegativeTriple = Annotated[tuple[Offset, Offset, Offset], _TripleInput]
 
 
 @dataclass(frozen=True)
 class Window:
-    """How an output position reads its input, per axis (H, W): one receptive-field step.
+    """How an output position reads its input, per spatial axis: one receptive-field step.
 
-    Output unit o reads input positions o*stride - padding + i*dilation for i < kernel. Stride
-    and padding may be fractions, for windows that move by less or other than a whole pixel
-    (adaptive pooling from 10 to 4 rows steps by 5/2; upsampling by 2 steps by 1/2).
+    Output unit o reads input positions o*stride - padding + i*dilation for i < kernel, along
+    each axis of the kernel: (L,), (H, W) or (T, H, W). Stride and padding may be fractions, for
+    windows that move by less or other than a whole pixel (adaptive pooling from 10 to 4 rows
+    steps by 5/2; upsampling by 2 steps by 1/2). Left empty, stride and dilation are 1 and
+    padding 0 along every axis of the kernel.
     """
 
-    kernel: Pair
-    stride: RationalPair = (1, 1)
-    padding: RationalPair = (0, 0)  # leading (top, left) padding
-    dilation: Pair = (1, 1)
+    kernel: Axes
+    stride: RationalAxes = ()
+    padding: RationalAxes = ()  # leading (front, top, left) padding
+    dilation: Axes = ()
 
     def __post_init__(self) -> None:
+        rank = len(self.kernel)
         # whole fractions become ints, so windows compare and print as written
-        for name in ("stride", "padding"):
-            first, second = getattr(self, name)
-            object.__setattr__(self, name, (exact(first), exact(second)))
+        stride = tuple(map(exact, self.stride)) if self.stride else (1,) * rank
+        padding = tuple(map(exact, self.padding)) if self.padding else (0,) * rank
+        object.__setattr__(self, "stride", stride)
+        object.__setattr__(self, "padding", padding)
+        if not self.dilation:
+            object.__setattr__(self, "dilation", (1,) * rank)
+        if not len(stride) == len(padding) == len(self.dilation) == rank:
+            raise ValueError(
+                f"a window of kernel {self.kernel} needs {rank} strides, paddings and "
+                f"dilations, got {stride}, {padding} and {self.dilation}"
+            )
 
 
 def exact(value: Rational) -> Rational:
@@ -85,12 +119,16 @@ def exact(value: Rational) -> Rational:
     return fraction.numerator if fraction.denominator == 1 else fraction
 
 
-#: The window of ops that map each position to itself (activations, norms, adds).
+#: The window of ops that map each position to itself (activations, norms, adds), on inputs of
+#: any spatial rank: a receptive field passes through it unchanged, whatever its axes.
 POINTWISE = Window((1, 1))
 #: Returned by ops whose every output sees the whole input (flatten, global pooling).
 GLOBAL: Literal["global"] = "global"
+#: For an input read only for its shape, never its values (upsampling or cropping to the size
+#: of a second input): it adds nothing to the receptive field.
+SHAPE_ONLY: Literal["shape"] = "shape"
 #: One receptive-field step: how an output unit reads an input.
-Step = Window | Literal["global"]
+Step = Window | Literal["global", "shape"]
 #: A step per input, for ops that read their inputs differently (concat along H shifts the later
 #: inputs down); a single Step means every input is read the same way.
 Steps = Step | tuple[Step, ...]
@@ -144,7 +182,8 @@ class Op(BaseModel):
 
     @abstractmethod
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:
-        """Shapes are per sample, without the batch dimension: (C, H, W) or (F,)."""
+        """Shapes are per sample, without the batch dimension: (F,), (C, L), (C, H, W) or
+        (C, T, H, W)."""
 
     @abstractmethod
     def param_count(self, inputs: Sequence[Shape]) -> int:
@@ -221,17 +260,18 @@ def sliding_output_size(
 
 def sliding_output(
     op: Op,
-    spatial: Pair,
-    kernel: Pair,
-    stride: Pair,
-    padding: Pair,
-    dilation: Pair,
+    spatial: Axes,
+    kernel: Axes,
+    stride: Axes,
+    padding: Axes,
+    dilation: Axes,
     ceil_mode: bool = False,
-) -> Pair:
-    """Output (H', W') of a sliding window, with errors that name the axis and the values."""
+) -> Axes:
+    """Output (L',), (H', W') or (T', H', W') of a sliding window, with errors that name the
+    axis and the values."""
     sizes = []
     for axis, size, k, s, p, d in zip(
-        "HW", spatial, kernel, stride, padding, dilation, strict=True
+        AXIS_LETTERS[len(spatial)], spatial, kernel, stride, padding, dilation, strict=True
     ):
         out = sliding_output_size(size, k, s, p, d, ceil_mode)
         if out <= 0:
@@ -242,16 +282,20 @@ def sliding_output(
                 f"({size} + 2*{p} = {size + 2 * p}): the output would be empty"
             )
         sizes.append(out)
-    return sizes[0], sizes[1]
+    return tuple(sizes)
+
+
+#: Per spatial rank, what the positions along each axis are called, in the plural.
+EDGE_WORDS = {1: ("positions",), 2: ("rows", "columns"), 3: ("frames", "rows", "columns")}
 
 
 def dropped_edges(
-    spatial: Pair, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair
+    spatial: Axes, kernel: Axes, stride: Axes, padding: Axes, dilation: Axes
 ) -> str | None:
-    """Say which rows and columns a floor-mode sliding window never reads, if any."""
+    """Say which positions (rows, columns, frames) a floor-mode sliding window never reads."""
     parts = []
     for axis, size, k, s, p, d in zip(
-        ("rows", "columns"), spatial, kernel, stride, padding, dilation, strict=True
+        EDGE_WORDS[len(spatial)], spatial, kernel, stride, padding, dilation, strict=True
     ):
         # the windows cover (out - 1) * s + d(k-1) + 1 of the padded size; the rest is never read
         unread = (size + 2 * p - d * (k - 1) - 1) % s - p
@@ -260,4 +304,5 @@ def dropped_edges(
             parts.append(f"the last {axis[:-1]}" if unread == 1 else f"the last {unread} {axis}")
     if not parts:
         return None
-    return f"stride {stride[0]}x{stride[1]} never reads {' and '.join(parts)} of its input"
+    strides = "x".join(str(s) for s in stride)
+    return f"stride {strides} never reads {' and '.join(parts)} of its input"

@@ -1,15 +1,16 @@
-"""Ops that join paths: element-wise add (residual) and channel concatenation."""
+"""Ops that join paths: element-wise add (residual) and multiply (gating), channel concatenation."""
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
-from typing import Annotated, Literal
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
 from archspec.errors import ShapeError
 from archspec.ops.base import (
+    AXIS_LETTERS,
     POINTWISE,
     Op,
     ParameterFree,
@@ -24,46 +25,111 @@ from archspec.ops.base import (
 from archspec.ops.registry import register
 
 
-@register
-class Add(ParameterFree, Op):
-    """x_1 + x_2 + ...: all inputs of one shape, the residual connection."""
+class Broadcasting(ParameterFree, Op):
+    """An element-wise function of n inputs folded pairwise (a + b + c), broadcasting as torch
+    does: along each axis, inputs of size 1 are stretched to the others' common size."""
 
-    op: Literal["add"] = "add"
     arity = (2, None)
+    # add's backward passes the gradient on, mul's multiplies it by the other inputs: neither
+    # reads the result
     output_kept_for_backward = False
     running_statistics = False
-    drawing_symbol = "+"
     runs_in_place = False
+    #: The two-input function, as `operator` names it.
+    function: ClassVar[Callable[[Any, Any], Any]]
 
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:
+        """Per-sample shapes of one rank, since the batch axis is shared; ShapeError naming two
+        inputs that disagree along an axis where neither is 1."""
         first = inputs[0]
+        output = list(first)
         for index, shape in enumerate(inputs[1:], start=1):
             if len(shape) != len(first):
                 raise ShapeError(
-                    f"add expects inputs of one shape, got {format_shape(first)} and "
+                    f"{self.op} expects inputs of one rank (the batch axis is shared, so only "
+                    f"axes of size 1 broadcast), got {format_shape(first)} and "
                     f"{format_shape(shape)} (input {index})"
                 )
-            if shape[0] != first[0]:
-                raise ShapeError(
-                    f"add expects equal channels, got {first[0]} and {shape[0]} "
-                    f"(input {index}); a 1x1 conv on the shortcut can match them"
-                )
-            if shape != first:
-                raise ShapeError(
-                    f"add expects inputs of one shape, got {format_shape(first)} and "
-                    f"{format_shape(shape)} (input {index}); strides differ on the paths"
-                )
-        return first
+            for axis, size in enumerate(shape):
+                if size == output[axis] or size == 1:
+                    continue
+                if output[axis] != 1:
+                    other = next(j for j, seen in enumerate(inputs) if seen[axis] not in (1, size))
+                    which = f"input {index}" if other == 0 else f"inputs {other} and {index}"
+                    raise ShapeError(self.conflict(inputs[other], shape, axis, which))
+                output[axis] = size
+        return tuple(output)
+
+    def conflict(self, first: Shape, second: Shape, axis: int, which: str) -> str:
+        """Why inputs `which` of shapes `first` and `second` do not broadcast along `axis`."""
+        return (
+            f"{self.op} cannot broadcast {format_shape(first)} and {format_shape(second)} "
+            f"({which}): along {_axis_name(len(first), axis)}, {first[axis]} and "
+            f"{second[axis]} differ and neither is 1"
+        )
 
     def flops(self, inputs: Sequence[Shape], output: Shape) -> int:
-        # n inputs take n - 1 adds per output element
+        # n inputs take n - 1 operations per output element
         return (len(inputs) - 1) * numel(output)
 
-    def window(self, inputs: Sequence[Shape]) -> Window:
-        return POINTWISE
+    def window(self, inputs: Sequence[Shape]) -> Steps:
+        """POINTWISE when no input is stretched along a spatial axis; else each input's step.
+
+        An input of one row stretched to H rows is read at that row by every output row: a
+        window of 2H - 1 rows centred on the output row holds it wherever that row is, and holds
+        no other row of the input (there is none), so the step is exact. Other axes alike.
+        """
+        spatial = self.output_shape(inputs)[1:]
+        if all(shape[1:] == spatial for shape in inputs):
+            return POINTWISE  # channels are not positions: stretching them moves no window
+        steps: list[Step] = []
+        for shape in inputs:
+            reach = tuple(
+                out - 1 if size == 1 else 0 for size, out in zip(shape[1:], spatial, strict=True)
+            )
+            steps.append(Window(tuple(2 * extra + 1 for extra in reach), padding=reach))
+        return tuple(steps)
 
     def to_torch(self, inputs: Sequence[Shape]) -> TorchCall:
-        return TorchCall(operator.add, chained=True)
+        return TorchCall(self.function, chained=True)
+
+
+def _axis_name(rank: int, axis: int) -> str:
+    """`C`, `H`, ... as errors name the axes of (C, L), (C, H, W) and (C, T, H, W)."""
+    if rank == 1:
+        return "the features"
+    return ("C" + AXIS_LETTERS[rank - 1])[axis]
+
+
+@register
+class Add(Broadcasting):
+    """x_1 + x_2 + ...: the residual connection."""
+
+    op: Literal["add"] = "add"
+    drawing_symbol = "+"
+    function = operator.add
+
+    def conflict(self, first: Shape, second: Shape, axis: int, which: str) -> str:
+        # on a residual path, unequal sizes mean the shortcut needs a projection
+        if axis == 0:
+            return (
+                f"add expects equal channels, got {first[0]} and {second[0]} ({which}); a 1x1 "
+                f"conv on the shortcut can match them"
+            )
+        return (
+            f"add expects inputs of one shape (or of size 1 along an axis, to broadcast), got "
+            f"{format_shape(first)} and {format_shape(second)} ({which}); strides differ on the "
+            f"paths"
+        )
+
+
+@register
+class Mul(Broadcasting):
+    """x_1 * x_2 * ...: gating, as squeeze-excitation's (C, H, W) * (C, 1, 1)."""
+
+    op: Literal["mul"] = "mul"
+    drawing_symbol = "\N{MULTIPLICATION SIGN}"
+    function = operator.mul
 
 
 @register
@@ -103,15 +169,17 @@ class Concat(ParameterFree, Op):
         return 0
 
     def window(self, inputs: Sequence[Shape]) -> Steps:
-        spatial_axis = self.dim - 2  # 0 for H, 1 for W
-        if spatial_axis not in (0, 1) or len(inputs[0]) != 3:
+        spatial_axis = self.dim - 2  # 0 for the first spatial axis: L, H or T
+        rank = len(inputs[0]) - 1  # spatial axes after the channels
+        if not 0 <= spatial_axis < rank:
             return POINTWISE  # each output position copies the same position of one input
-        # joined along H or W, input k starts where the earlier ones end: a shift by their size
+        # joined along a spatial axis, input k starts where the earlier ones end: a shift by
+        # their size
         steps: list[Step] = []
         offset = 0
         for shape in inputs:
-            padding = (offset, 0) if spatial_axis == 0 else (0, offset)
-            steps.append(Window((1, 1), padding=padding))
+            padding = tuple(offset if axis == spatial_axis else 0 for axis in range(rank))
+            steps.append(Window((1,) * rank, padding=padding))
             offset += shape[self.dim - 1]
         return tuple(steps)
 

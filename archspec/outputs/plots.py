@@ -93,14 +93,20 @@ def _figure(report: Report) -> Figure:
 
 
 def _draw_depth(axes: Axes, report: Report, head: int | None) -> None:
-    """Receptive-field height (input pixels) and feature-map height (cells) per layer, log y."""
+    """Receptive field (input pixels) and feature-map size (cells) along one axis per layer,
+    log y: the height H of images and video, the length L of audio."""
     layers = report.layers
     index = range(len(layers))
-    fields = [_field_height(layer) for layer in layers]
+    rank = len(report.input_shape)
+    axis = _plotted_axis(report.input_shape)
+    fields = [_field_along(layer, axis) for layer in layers]
     spatial = [
-        float(layer.output_shape[1]) if len(layer.output_shape) == 3 else math.nan
+        float(layer.output_shape[1 + axis])
+        if axis is not None and len(layer.output_shape) == rank
+        else math.nan
         for layer in layers
     ]
+    name = "length L" if rank == 2 else "height H"
     marker = "o" if len(layers) <= MARKER_LIMIT else None
     axes.plot(
         index,
@@ -121,7 +127,7 @@ def _draw_depth(axes: Axes, report: Report, head: int | None) -> None:
         marker=marker,
         markersize=4,
         drawstyle="steps-mid" if marker is None else "default",
-        label="feature map height H (cells)",
+        label=f"feature map {name} (cells)",
     )
     if head is not None:
         tail = range(head, len(layers))
@@ -135,11 +141,11 @@ def _draw_depth(axes: Axes, report: Report, head: int | None) -> None:
             markeredgecolor="black",
             label="global: every unit sees the whole input",
         )
-    if len(report.input_shape) == 3:
-        size = report.input_shape[1]
+    if axis is not None:
+        size = report.input_shape[1 + axis]
         axes.axhline(size, color="#777777", linewidth=1, linestyle=":")
         axes.annotate(
-            f"input height {size}",
+            f"input {name.split()[0]} {size}",
             (0, size),
             xytext=(2, 3),
             textcoords="offset points",
@@ -255,9 +261,18 @@ def _first_global(layers: Sequence[LayerReport]) -> int | None:
     return None
 
 
-def _field_height(layer: LayerReport) -> float:
+def _plotted_axis(input_shape: tuple[int, ...]) -> int | None:
+    """The spatial axis plotted: L of (C, L), H of (C, H, W) and of (C, T, H, W); None for (F,).
+
+    Video plots H rather than T: clips are a few frames long, and H is where fields grow.
+    """
+    spatial = len(input_shape) - 1
+    return None if spatial == 0 else max(0, spatial - 2)
+
+
+def _field_along(layer: LayerReport, axis: int | None) -> float:
     field = layer.receptive_field
-    return math.nan if field is None else float(field.size[0])
+    return math.nan if field is None or axis is None else float(field.size[axis])
 
 
 def _subtitle(report: Report) -> str:

@@ -105,21 +105,22 @@ def _cells(layer: LayerReport, markdown: bool) -> list[str]:
 
 
 def describe_field(field: ReceptiveField | None) -> str:
-    """`size / stride`, e.g. `35x35 /8`; `global` once a unit sees the whole input."""
+    """`size /stride`, per axis joined by x (`3x7x7 /1x2x2` along T, H, W), one number when
+    every axis agrees (`9 /2` along L, `35 /8` for a square field); `global` once a unit sees
+    the whole input."""
     if field is None:
         return NOTHING
     if field.is_global:
         return "global"
-    size = _pair(field.size)
-    text = f"{size} /{_pair(field.stride)}"
+    text = f"{_per_axis(field.size)} /{_per_axis(field.stride)}"
     return text if field.aligned else text + " (unaligned)"
 
 
-def _pair(values: tuple[Rational, Rational]) -> str:
-    first, second = values
-    if first == second:
+def _per_axis(values: tuple[Rational, ...]) -> str:
+    first = values[0]
+    if all(value == first for value in values):
         return format_rational(first)
-    return f"{format_rational(first)}x{format_rational(second)}"
+    return "x".join(format_rational(value) for value in values)
 
 
 def _shape(shape: tuple[int, ...]) -> str:

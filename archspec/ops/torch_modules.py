@@ -1,0 +1,62 @@
+"""Torch modules and functions of the ops torch.nn lacks; imports torch, so only lowerings
+import it.
+
+Each is self-contained (torch only): generated source copies it into its file, whose lines
+keep to 88 columns, so these do too.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class StochasticDepth(nn.Module):
+    """torchvision.ops.StochasticDepth without torchvision: (N, ...) -> (N, ...).
+
+    In training, drops the whole input of a sample ("row") or of the batch ("batch")
+    with probability p and scales what survives by 1 / (1 - p), so the expectation is
+    the input; in eval mode, and at p = 0, the identity. It keeps no tensors, so its
+    state_dict is empty.
+    """
+
+    def __init__(self, p: float, mode: str) -> None:
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"stochastic depth p must be in [0, 1), got {p}")
+        if mode not in ("row", "batch"):
+            raise ValueError(f"stochastic depth mode is 'row' or 'batch', got {mode!r}")
+        self.p = p
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        survival = 1.0 - self.p
+        # one draw per sample, or one for the batch, broadcast over the other axes
+        draws = x.shape[0] if self.mode == "row" else 1
+        size = [draws] + [1] * (x.dim() - 1)
+        keep = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(survival)
+        return x * keep.div_(survival)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, mode={self.mode!r}"
+
+
+def upsample_like(
+    x: torch.Tensor, reference: torch.Tensor, mode: str, align_corners: bool | None
+) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, H_ref, W_ref): `x` resized to the (H, W) of `reference`,
+    whose values are never read (FPN's and U-Net's upsampling to a skip's size)."""
+    resize = torch.nn.functional.interpolate
+    return resize(x, size=reference.shape[-2:], mode=mode, align_corners=align_corners)
+
+
+def centre_crop(
+    x: torch.Tensor, reference: torch.Tensor, starts: list[int], lengths: list[int]
+) -> torch.Tensor:
+    """`x` narrowed to `lengths` from `starts` along its spatial axes: the crop to a
+    second input, whose size was known when the network was built, so it is not read."""
+    for axis, (start, length) in enumerate(zip(starts, lengths, strict=True), start=2):
+        x = x.narrow(axis, start, length)
+    return x
