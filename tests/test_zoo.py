@@ -27,6 +27,12 @@ PUBLISHED = {
     "densenet121": (7_978_856, 2_834_161_664),
     "googlenet": (6_624_904, 1_498_376_192),
     "inception_v3": (23_834_568, 5_713_216_096),
+    # the U-Net paper's network (padded, 512x512): the 31.03 M parameters usually quoted
+    "unet": (31_030_658, 192_384_335_872),
+    # YOLOv5l's published 46,563,709 parameters less its Detect head's 457,725
+    "csp_pan": (46_105_984, 53_765_734_400),
+    # torchaudio's M5 tutorial network: 26,915 parameters
+    "m5": (26_915, 7_675_584),
 }
 
 #: Receptive fields published for the last convolutional stage (Araujo et al., Distill 2019).
