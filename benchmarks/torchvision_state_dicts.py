@@ -9,7 +9,10 @@ torchvision is not a dependency of archspec, so this runs in a separate environm
 
 tests/test_torchvision_keys.py then checks, without torchvision, that every compiled example has
 the same keys, shapes and parameter total as the torchvision model of the same name, built with
-the keyword arguments of KWARGS (recorded in the golden file as "kwargs").
+the keyword arguments of KWARGS (recorded in the golden file as "kwargs"). A golden of SETTINGS
+(fcn_resnet50_aux.json) holds a model built with more arguments; its "model" names the
+torchvision model and the example, and its "kwargs" include the settings the example takes as
+overrides.
 """
 
 from __future__ import annotations
@@ -36,23 +39,51 @@ MODELS = (
     "densenet121",
     "googlenet",
     "inception_v3",
+    "fcn_resnet50",
+    "fcn_resnet50_aux",
+    "deeplabv3_resnet50",
+    "deeplabv3_resnet50_aux",
+    "lraspp_mobilenet_v3_large",
+    "r3d_18",
+    "r2plus1d_18",
+    "efficientnet_b0",
+    "mobilenet_v3_large",
+    "regnet_y_400mf",
+    "shufflenet_v2_x1_0",
 )
 #: Keyword arguments for the models whose defaults differ from the example: the examples leave out
 #: the auxiliary classifiers (used in training only) and the input transform of the TensorFlow
-#: ports; init_weights=False keeps torch's default initialisation and silences the warning.
+#: ports; init_weights=False keeps torch's default initialisation and silences the warning. The
+#: segmentation models would download ImageNet weights for their backbone unless told not to.
 KWARGS: dict[str, dict[str, object]] = {
     "googlenet": {"aux_logits": False, "transform_input": False, "init_weights": False},
     "inception_v3": {"aux_logits": False, "transform_input": False, "init_weights": False},
+    "fcn_resnet50": {"weights_backbone": None},
+    "deeplabv3_resnet50": {"weights_backbone": None},
+    "lraspp_mobilenet_v3_large": {"weights_backbone": None},
+}
+#: Goldens of a model built with other arguments: golden name -> (torchvision model, arguments on
+#: top of its KWARGS). Each argument is also a parameter of the example, which is loaded with it
+#: as an override (aux_loss=True adds the auxiliary head and its keys to both).
+SETTINGS: dict[str, tuple[str, dict[str, object]]] = {
+    "fcn_resnet50_aux": ("fcn_resnet50", {"aux_loss": True}),
+    "deeplabv3_resnet50_aux": ("deeplabv3_resnet50", {"aux_loss": True}),
 }
 GOLDEN = Path(__file__).resolve().parent.parent / "tests" / "golden" / "torchvision"
 
 
+def setting(name: str) -> tuple[str, dict[str, object], dict[str, object]]:
+    """(torchvision model, its keyword arguments, the example's overrides) of a golden name."""
+    model, overrides = SETTINGS.get(name, (name, {}))
+    return model, {**KWARGS.get(model, {}), **overrides}, overrides
+
+
 def describe(name: str) -> dict[str, object]:
     """The model's state_dict as {key: shape} in torchvision's order, and its parameter total."""
-    kwargs = KWARGS.get(name, {})
-    model = models.get_model(name, weights=None, **kwargs)
+    model_name, kwargs, _ = setting(name)
+    model = models.get_model(model_name, weights=None, **kwargs)
     return {
-        "model": name,
+        "model": model_name,
         "torchvision": torchvision.__version__,
         "torch": torch.__version__,
         **({"kwargs": kwargs} if kwargs else {}),
@@ -80,7 +111,9 @@ def render(golden: dict[str, object]) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=GOLDEN, help="directory of the golden files")
-    parser.add_argument("models", nargs="*", default=MODELS, help="torchvision model names")
+    parser.add_argument(
+        "models", nargs="*", default=MODELS, help="golden names: torchvision's, or of SETTINGS"
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.models:

@@ -20,6 +20,7 @@ from archspec.backends import onnx as backend
 from archspec.backends.onnx import ExportError, export_onnx, spec_digest
 from archspec.backends.opsets import DEFAULT_OPSET, MIN_OPSET, max_opset, supported_opsets
 from archspec.cli import main
+from archspec.ops import OPS
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
@@ -44,15 +45,97 @@ outputs: [both, scores]
 TINY = "name: tiny\ninput: [3, 8, 8]\nlayers:\n  - {op: conv2d, out_channels: 4, kernel: 3}\n"
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
-def test_every_example_exports_and_verifies(path, tmp_path):
-    output = tmp_path / f"{path.stem}.onnx"
-    report = export_onnx(archspec.load(path), output)
+#: The examples whose export `make test` verifies, with parameters that shrink the slow ones.
+#: Torch's exporter takes about 40 ms a layer: the whole zoo would take minutes, and the rest
+#: repeat these ops and constructs (`test_every_op_is_exported_somewhere` keeps that true).
+#: `benchmarks/export_zoo.py` exports and verifies every example.
+EXPORTED = {
+    "lenet5": {},
+    "vgg16": {},  # 553 MB of weights: an export must hold them at most three times
+    "resnet18": {},
+    "squeezenet1_1": {},
+    "shufflenet_v2_x1_0": {},
+    "lraspp_mobilenet_v3_large": {"size": 64},  # named outputs, upsampling to the input
+    "unet": {"size": 64, "base": 8},
+    "m5": {},
+    "r3d_18": {"frames": 8, "size": 56},
+}
+
+#: Networks that reach the ops no exported example uses, one per input rank.
+EVERY_OP_2D = """
+name: every_op_2d
+input: [4, 12, 12]
+layers:
+  - {name: pad, op: pad, padding: [1, 1, 2, 0], mode: reflect}
+  - {name: gn, op: group_norm, num_groups: 2}
+  - {name: inorm, op: instance_norm, affine: true}
+  - {name: lrn, op: local_response_norm, size: 3}
+  - {name: elu, op: elu}
+  - {name: gelu, op: gelu}
+  - {name: mish, op: mish}
+  - {name: softplus, op: softplus}
+  - {name: prelu, op: prelu, num_parameters: channels}
+  - {name: leaky, op: leaky_relu}
+  - {name: relu6, op: relu6}
+  - {name: sd, op: stochastic_depth, p: 0.1}
+  - {name: drop, op: dropout2d}
+  - {name: identity, op: identity}
+  - {name: shuffle, op: pixel_shuffle, upscale_factor: 2}
+  - {name: unshuffle, op: pixel_unshuffle, downscale_factor: 2}
+  - {name: first, op: split, sizes: [1, 3], index: 1}
+  - {name: crop, op: crop, size: [10, 8]}
+  - {name: upsample, op: upsample, inputs: [crop, pad], mode: bilinear}
+  - {name: cropped, op: crop, inputs: [upsample, crop]}
+  - {name: gate, op: adaptive_max_pool2d}
+  - {name: gated, op: mul, inputs: [cropped, gate]}
+  - {name: silu, op: silu}
+  - {name: sigmoid, op: sigmoid}
+  - {name: transpose, op: conv_transpose2d, out_channels: 4, kernel: 3, stride: 2, padding: 1}
+  - {name: scores, op: softmax}
+"""
+EVERY_OP_1D = """
+name: every_op_1d
+input: [2, 32]
+layers:
+  - {op: conv1d, out_channels: 4, kernel: 3, padding: 1}
+  - {op: avg_pool1d, kernel: 2}
+  - {op: max_pool1d, kernel: 2}
+"""
+EVERY_OP_3D = """
+name: every_op_3d
+input: [2, 4, 8, 8]
+layers:
+  - {op: conv3d, out_channels: 4, kernel: 3, padding: 1}
+  - {op: batchnorm3d}
+  - {op: avg_pool3d, kernel: 2}
+  - {op: max_pool3d, kernel: [1, 2, 2]}
+"""
+EVERY_OP = {"every_op_2d": EVERY_OP_2D, "every_op_1d": EVERY_OP_1D, "every_op_3d": EVERY_OP_3D}
+
+
+def _exported() -> dict[str, archspec.Spec]:
+    specs = {
+        name: archspec.load(ROOT / "examples" / f"{name}.yaml", overrides)
+        for name, overrides in EXPORTED.items()
+    }
+    return specs | {name: archspec.load(text) for name, text in EVERY_OP.items()}
+
+
+def test_every_op_is_exported_somewhere():
+    exported = {layer.op_name for spec in _exported().values() for layer in spec.network.layers}
+    assert exported == set(OPS), f"ops no export test reaches: {sorted(set(OPS) - exported)}"
+
+
+@pytest.mark.parametrize("name", [*EXPORTED, *EVERY_OP])
+def test_exports_verify(name, tmp_path):
+    spec = _exported()[name]
+    output = tmp_path / f"{name}.onnx"
+    report = export_onnx(spec, output)
     assert report.worst_difference is not None
     assert report.worst_difference <= 1e-4
     assert report.batches == (1, 3)
     model = onnx.load(output)
-    layers = {layer.name for layer in archspec.analyze(archspec.load(path)).layers}
+    layers = {layer.name for layer in archspec.analyze(spec).layers}
     # every convolution and linear layer keeps its name, as node and as tensor
     for node in model.graph.node:
         if node.op_type in {"Conv", "Gemm"}:

@@ -48,10 +48,18 @@ pytestmark = pytest.mark.filterwarnings(
     "ignore:Using padding='same' with even kernel lengths:UserWarning"
 )
 
-#: Input sizes other than the spec's own, so that the corner unit's field ends inside the image.
-#: MobileNetV2's last field (491 pixels) reaches pixel 245 from the corner. ResNet-101's (971)
-#: would need 512x512, seconds of compute; at 224 its fields are clipped on both sides.
-ZOO_SIZES = {"mobilenet_v2": 256}
+#: Spatial input sizes other than the spec's own: (H, W), or (T, H, W) for a clip.
+#: MobileNetV2's last field (491 pixels) reaches pixel 245 from the corner, so at 256 the corner
+#: unit's field ends inside the image. ResNet-101's (971) would need 512x512, seconds of compute;
+#: at 224 its fields are clipped on both sides. The others only shrink the compute: FCN and
+#: DeepLabV3 from 520x520, the video ResNets from 16 frames of 112x112.
+ZOO_SIZES: dict[str, tuple[int, ...]] = {
+    "mobilenet_v2": (256, 256),
+    "fcn_resnet50": (128, 128),
+    "deeplabv3_resnet50": (128, 128),
+    "r3d_18": (8, 56, 56),
+    "r2plus1d_18": (8, 56, 56),
+}
 #: Examples where a unit reaches less than its clipped field: a dilated tap that lands wholly in
 #: the padding reads nothing, so the pixels beyond it are not reached. There the reached box must
 #: lie within the field.
@@ -99,7 +107,7 @@ def test_zoo_fields_match_gradients(path):
     and a central one."""
     spec = archspec.load(path)
     size = ZOO_SIZES.get(path.stem)
-    report = archspec.analyze(spec, (spec.network.input[0], size, size) if size else None)
+    report = archspec.analyze(spec, (spec.network.input[0], *size) if size else None)
     chosen = spatial_layers(report)
     if not chosen:
         pytest.skip(f"{path.stem} has no layer with a spatial receptive field")

@@ -31,7 +31,21 @@ MODELS = (
     "densenet121",
     "googlenet",
     "inception_v3",
+    "fcn_resnet50",
+    "fcn_resnet50_aux",
+    "deeplabv3_resnet50",
+    "deeplabv3_resnet50_aux",
+    "lraspp_mobilenet_v3_large",
+    "r3d_18",
+    "r2plus1d_18",
 )
+#: Goldens of an example loaded with other parameters: golden name -> (example, overrides), as
+#: benchmarks/torchvision_state_dicts.py's SETTINGS builds the torchvision model (its "kwargs"
+#: hold the same settings).
+SETTINGS = {
+    "fcn_resnet50_aux": ("fcn_resnet50", {"aux_loss": True}),
+    "deeplabv3_resnet50_aux": ("deeplabv3_resnet50", {"aux_loss": True}),
+}
 
 
 def golden(name: str) -> dict:
@@ -45,8 +59,10 @@ def test_every_golden_file_is_checked():
 @pytest.mark.parametrize("name", MODELS)
 def test_state_dict_matches_torchvision(name):
     expected = golden(name)
-    assert expected["model"] == name
-    module = compile_module(archspec.load(EXAMPLES / f"{name}.yaml"))
+    example, overrides = SETTINGS.get(name, (name, {}))
+    assert expected["model"] == example
+    assert {key: expected["kwargs"][key] for key in overrides} == overrides
+    module = compile_module(archspec.load(EXAMPLES / f"{example}.yaml", overrides))
     shapes = {key: list(value.shape) for key, value in module.state_dict().items()}
     # Compare the differences first: on failure they name the keys instead of two long dicts.
     missing = sorted(expected["state_dict"].keys() - shapes.keys())
