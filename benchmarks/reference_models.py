@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
+import torch
 from torch import Tensor, nn
 
 
@@ -138,3 +142,227 @@ def resnet18(num_classes: int = 1000) -> ResNet18:
 def resnet50(num_classes: int = 1000) -> ResNet50:
     """torchvision.models.resnet50(weights=None), same module names and parameter count."""
     return ResNet50(num_classes)
+
+
+# -- EfficientNet-B0 and MobileNetV3-Large: torchvision's module names, without torchvision -------
+
+Activation = Callable[..., nn.Module]
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """Round to a multiple of `divisor`, never below 90% of `value` (MobileNet's rounding)."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+class ConvNormActivation(nn.Sequential):
+    """Conv (no bias), batch norm, then an in-place activation if any: torchvision's
+    Conv2dNormActivation. (N, C, H, W) -> (N, out, H / stride, W / stride)."""
+
+    def __init__(
+        self,
+        inp: int,
+        out: int,
+        kernel: int = 1,
+        stride: int = 1,
+        groups: int = 1,
+        activation: Activation | None = nn.ReLU,
+        norm: Callable[[int], nn.Module] = nn.BatchNorm2d,
+    ) -> None:
+        layers = [
+            nn.Conv2d(inp, out, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
+            norm(out),
+        ]
+        if activation is not None:
+            layers.append(activation(inplace=True))
+        super().__init__(*layers)
+
+
+class SqueezeExcitation(nn.Module):
+    """x * gate(fc2(activation(fc1(mean of x)))): (N, C, H, W) -> (N, C, H, W)."""
+
+    def __init__(
+        self, channels: int, squeeze: int, activation: Activation, gate: Activation
+    ) -> None:
+        super().__init__()
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(channels, squeeze, 1)
+        self.fc2 = nn.Conv2d(squeeze, channels, 1)
+        self.activation = activation()
+        self.scale_activation = gate()
+
+    def forward(self, x: Tensor) -> Tensor:
+        scale = self.fc2(self.activation(self.fc1(self.avgpool(x))))
+        return self.scale_activation(scale) * x
+
+
+class StochasticDepth(nn.Module):
+    """In training, drops each sample's residual branch with probability p and scales the
+    survivors by 1 / (1 - p); the identity in eval mode."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.empty([x.shape[0]] + [1] * (x.dim() - 1), dtype=x.dtype, device=x.device)
+        return x * keep.bernoulli_(1.0 - self.p).div_(1.0 - self.p)
+
+
+class MBConv(nn.Module):
+    """EfficientNet's block: 1x1 expand, depthwise, squeeze-excitation, 1x1 projection."""
+
+    def __init__(self, expand: int, kernel: int, stride: int, inp: int, out: int, p: float) -> None:
+        super().__init__()
+        expanded = make_divisible(inp * expand)
+        layers: list[nn.Module] = []
+        if expanded != inp:
+            layers.append(ConvNormActivation(inp, expanded, activation=nn.SiLU))
+        layers += [
+            ConvNormActivation(expanded, expanded, kernel, stride, expanded, nn.SiLU),
+            SqueezeExcitation(
+                expanded, max(1, inp // 4), lambda: nn.SiLU(inplace=True), nn.Sigmoid
+            ),
+            ConvNormActivation(expanded, out, activation=None),
+        ]
+        self.block = nn.Sequential(*layers)
+        self.stochastic_depth = StochasticDepth(p)
+        self.use_res_connect = stride == 1 and inp == out
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, inp, H, W) -> (N, out, H / stride, W / stride)."""
+        result = self.block(x)
+        if self.use_res_connect:
+            result = self.stochastic_depth(result)
+            result += x
+        return result
+
+
+#: EfficientNet-B0's stages: (expand, kernel, stride, input width, output width, blocks).
+EFFICIENTNET_B0 = [
+    (1, 3, 1, 32, 16, 1),
+    (6, 3, 2, 16, 24, 2),
+    (6, 5, 2, 24, 40, 2),
+    (6, 3, 2, 40, 80, 3),
+    (6, 5, 1, 80, 112, 3),
+    (6, 5, 2, 112, 192, 4),
+    (6, 3, 1, 192, 320, 1),
+]
+
+
+class EfficientNetB0(nn.Module):
+    """EfficientNet-B0 with torchvision's module names (features, avgpool, classifier)."""
+
+    def __init__(self, num_classes: int = 1000, stochastic_depth_prob: float = 0.2) -> None:
+        super().__init__()
+        total = sum(stage[-1] for stage in EFFICIENTNET_B0)
+        layers: list[nn.Module] = [ConvNormActivation(3, 32, 3, 2, activation=nn.SiLU)]
+        block_id = 0
+        for expand, kernel, stride, inp, out, count in EFFICIENTNET_B0:
+            stage = []
+            for index in range(count):
+                p = stochastic_depth_prob * block_id / total
+                first = index == 0
+                stage.append(
+                    MBConv(expand, kernel, stride if first else 1, inp if first else out, out, p)
+                )
+                block_id += 1
+            layers.append(nn.Sequential(*stage))
+        layers.append(ConvNormActivation(320, 1280, activation=nn.SiLU))
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(nn.Dropout(0.2, inplace=True), nn.Linear(1280, num_classes))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, 3, 224, 224) -> (N, num_classes)."""
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+#: MobileNetV3's batch norm, with the TensorFlow original's settings.
+TF_BATCH_NORM = partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV3's block: 1x1 expand, depthwise, squeeze-excitation if any, 1x1 projection."""
+
+    def __init__(
+        self, inp: int, kernel: int, expanded: int, out: int, se: bool, hs: bool, stride: int
+    ) -> None:
+        super().__init__()
+        norm = TF_BATCH_NORM
+        activation = nn.Hardswish if hs else nn.ReLU
+        layers: list[nn.Module] = []
+        if expanded != inp:
+            layers.append(ConvNormActivation(inp, expanded, activation=activation, norm=norm))
+        layers.append(
+            ConvNormActivation(expanded, expanded, kernel, stride, expanded, activation, norm=norm)
+        )
+        if se:
+            squeeze = make_divisible(expanded // 4)
+            layers.append(SqueezeExcitation(expanded, squeeze, nn.ReLU, nn.Hardsigmoid))
+        layers.append(ConvNormActivation(expanded, out, activation=None, norm=norm))
+        self.block = nn.Sequential(*layers)
+        self.use_res_connect = stride == 1 and inp == out
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, inp, H, W) -> (N, out, H / stride, W / stride)."""
+        result = self.block(x)
+        if self.use_res_connect:
+            result += x
+        return result
+
+
+#: MobileNetV3-Large: (input, kernel, expanded, output, SE, hard-swish, stride) per block.
+MOBILENET_V3_LARGE = [
+    (16, 3, 16, 16, False, False, 1),
+    (16, 3, 64, 24, False, False, 2),
+    (24, 3, 72, 24, False, False, 1),
+    (24, 5, 72, 40, True, False, 2),
+    (40, 5, 120, 40, True, False, 1),
+    (40, 5, 120, 40, True, False, 1),
+    (40, 3, 240, 80, False, True, 2),
+    (80, 3, 200, 80, False, True, 1),
+    (80, 3, 184, 80, False, True, 1),
+    (80, 3, 184, 80, False, True, 1),
+    (80, 3, 480, 112, True, True, 1),
+    (112, 3, 672, 112, True, True, 1),
+    (112, 5, 672, 160, True, True, 2),
+    (160, 5, 960, 160, True, True, 1),
+    (160, 5, 960, 160, True, True, 1),
+]
+
+
+class MobileNetV3Large(nn.Module):
+    """MobileNetV3-Large with torchvision's module names (features, avgpool, classifier)."""
+
+    def __init__(self, num_classes: int = 1000) -> None:
+        super().__init__()
+        norm = TF_BATCH_NORM
+        self.features = nn.Sequential(
+            ConvNormActivation(3, 16, 3, 2, activation=nn.Hardswish, norm=norm),
+            *(InvertedResidual(*row) for row in MOBILENET_V3_LARGE),
+            ConvNormActivation(160, 960, activation=nn.Hardswish, norm=norm),
+        )
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(
+            nn.Linear(960, 1280),
+            nn.Hardswish(inplace=True),
+            nn.Dropout(0.2, inplace=True),
+            nn.Linear(1280, num_classes),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, 3, 224, 224) -> (N, num_classes)."""
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+def efficientnet_b0(num_classes: int = 1000) -> EfficientNetB0:
+    """torchvision.models.efficientnet_b0(weights=None), same module names and parameters."""
+    return EfficientNetB0(num_classes)
+
+
+def mobilenet_v3_large(num_classes: int = 1000) -> MobileNetV3Large:
+    """torchvision.models.mobilenet_v3_large(weights=None), same module names and parameters."""
+    return MobileNetV3Large(num_classes)

@@ -346,7 +346,7 @@ EXPANSION_CASES = [
     ),
     Case(
         "independent_errors",
-        spec_of("{op: conv2dd, out_channels: 4, kernel: 1}", "{op: relu, inputs: 5}"),
+        spec_of("{op: conv2dd, out_channels: 4, kernel: 1}", "{op: relu, inputs: {a: 5}}"),
         message=r"unknown op 'conv2dd'(.|\n)*should be a valid list",
     ),
     Case(

@@ -27,6 +27,10 @@ PUBLISHED = {
     "densenet121": (7_978_856, 2_834_161_664),
     "googlenet": (6_624_904, 1_498_376_192),
     "inception_v3": (23_834_568, 5_713_216_096),
+    "efficientnet_b0": (5_288_548, 385_814_752),
+    "mobilenet_v3_large": (5_483_032, 216_589_760),
+    "regnet_y_400mf": (4_344_144, 401_842_848),
+    "shufflenet_v2_x1_0": (2_278_604, 144_907_992),
     # segmentation without the aux head (with it: torchvision's published figures, tested in
     # test_zoo_dense.py), at torchvision's 520x520
     "fcn_resnet50": (32_957_013, 142_725_772_800),
