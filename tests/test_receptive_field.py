@@ -55,6 +55,15 @@ pytestmark = pytest.mark.filterwarnings(
 #: DeepLabV3 from 520x520, the video ResNets from 16 frames of 112x112.
 ZOO_SIZES: dict[str, tuple[int, ...]] = {
     "mobilenet_v2": (256, 256),
+    # smaller inputs for the slowest nets: their fields, clipped on both sides, are still
+    # checked against the gradient's box, and each test takes a few seconds instead of 30
+    "densenet121": (64, 64),
+    "inception_v3": (107, 107),
+    "resnet101": (96, 96),
+    "csp_pan": (128, 128),
+    "googlenet": (96, 96),
+    "efficientnet_b0": (96, 96),
+    "regnet_y_400mf": (96, 96),
     "fcn_resnet50": (128, 128),
     "deeplabv3_resnet50": (128, 128),
     "r3d_18": (8, 56, 56),
