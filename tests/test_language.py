@@ -271,3 +271,23 @@ def test_input_sizes_may_be_expressions_over_parameters():
     assert archspec.load(text, variant="big").network.input == (3, 96, 96)
     with pytest.raises(SpecError, match=r"2:12: error: input size 'size' gives 0, not a size"):
         archspec.load(text, {"size": 0})
+
+
+def test_a_repeated_block_sees_its_instance_index_in_its_arguments():
+    text = """\
+name: stages
+input: [3, 32, 32]
+blocks:
+  stage:
+    params: {planes: null, stride: 1}
+    layers:
+      - {name: conv, op: conv2d, out_channels: planes, kernel: 3, stride: stride, padding: 1}
+layers:
+  - {name: "stage{i + 1}", block: stage, repeat: 3, args: {planes: "8 * 2 ** i", stride: "1 if i == 0 else 2"}}
+"""
+    report = archspec.analyze(archspec.load(text))
+    assert [layer.output_shape for layer in report.layers] == [
+        (8, 32, 32),
+        (16, 16, 16),
+        (32, 8, 8),
+    ]

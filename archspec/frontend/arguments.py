@@ -28,12 +28,14 @@ def bind_arguments(
     """The environment of one instance of a block: spec-level parameters, the arguments given
     (the first instance also takes `first:`), then the defaults of those not given.
 
-    Arguments are evaluated in the caller's scope, defaults in the block's; problems go to
-    `error` and leave the argument out.
+    Arguments are evaluated in the caller's scope, with `i` the instance's index in a repeat
+    (`planes: "64 * 2 ** i"`), defaults in the block's; problems go to `error` and leave the
+    argument out.
     """
     declared = definition.params
     first = instance in (None, 0)
     given = {**entry.args, **(entry.first if first else {})}
+    caller = scope.env if instance is None else {**scope.env, "i": instance}
     env: dict[str, Any] = dict(document_params(scope))
     for key, raw in given.items():
         where = (*path, "first" if key in entry.first and first else "args", key)
@@ -46,7 +48,7 @@ def bind_arguments(
             )
             continue
         try:
-            env[key] = evaluate_value(raw, scope.env)
+            env[key] = evaluate_value(raw, caller)
         except ExpressionError as problem:
             error(where, f"layer {full_name!r}: argument {key!r}: {problem.message}")
     for key, default in declared.items():
