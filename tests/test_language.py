@@ -283,7 +283,10 @@ blocks:
     layers:
       - {name: conv, op: conv2d, out_channels: planes, kernel: 3, stride: stride, padding: 1}
 layers:
-  - {name: "stage{i + 1}", block: stage, repeat: 3, args: {planes: "8 * 2 ** i", stride: "1 if i == 0 else 2"}}
+  - name: "stage{i + 1}"
+    block: stage
+    repeat: 3
+    args: {planes: "8 * 2 ** i", stride: "1 if i == 0 else 2"}
 """
     report = archspec.analyze(archspec.load(text))
     assert [layer.output_shape for layer in report.layers] == [
