@@ -22,6 +22,7 @@ from archspec.ops.base import (
     numel,
 )
 from archspec.ops.registry import register
+from archspec.ops.structure import Dropout
 
 if TYPE_CHECKING:
     import torch
@@ -115,18 +116,12 @@ class Mean(ParameterFree, Op):
 
 
 @register
-class Dropout2d(ParameterFree, Op):
+class Dropout2d(Dropout):
     """`nn.Dropout2d`: zeroes whole channels with probability p during training; identity in
     eval."""
 
-    op: Literal["dropout2d"] = "dropout2d"
-    p: DropProbability = 0.5
-    arity = (1, 1)
-    # in eval mode its output is its input: overwriting one would overwrite the other
-    output_kept_for_backward = True
-    running_statistics = False
-    drawing_symbol = None
-    runs_in_place = True
+    op: Literal["dropout2d"] = "dropout2d"  # type: ignore[assignment]
+    torch_class = "Dropout2d"
 
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:
         (shape,) = inputs
@@ -137,23 +132,6 @@ class Dropout2d(ParameterFree, Op):
                 f"dropout drops single features"
             )
         return shape
-
-    def flops(self, inputs: Sequence[Shape], output: Shape) -> int:
-        # 0 at inference, where dropout is the identity
-        return 0
-
-    def window(self, inputs: Sequence[Shape]) -> Window:
-        return POINTWISE
-
-    def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module:
-        from torch import nn
-
-        return nn.Dropout2d(self.p)
-
-    def to_torch_in_place(self, inputs: Sequence[Shape]) -> torch.nn.Module:
-        from torch import nn
-
-        return nn.Dropout2d(self.p, inplace=True)
 
 
 @register

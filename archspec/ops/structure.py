@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
 from pydantic import Field
 
@@ -83,15 +83,20 @@ class Dropout(ParameterFree, Op):
     def window(self, inputs: Sequence[Shape]) -> Window:
         return POINTWISE
 
+    #: The torch.nn class that drops: elements here, whole channels in Dropout2d.
+    torch_class: ClassVar[str] = "Dropout"
+
     def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module:
         from torch import nn
 
-        return nn.Dropout(self.p)
+        module: torch.nn.Module = getattr(nn, self.torch_class)(self.p)
+        return module
 
     def to_torch_in_place(self, inputs: Sequence[Shape]) -> torch.nn.Module:
         from torch import nn
 
-        return nn.Dropout(self.p, inplace=True)
+        module: torch.nn.Module = getattr(nn, self.torch_class)(self.p, inplace=True)
+        return module
 
 
 @register
