@@ -44,6 +44,21 @@ def test_archspec_debug_shows_the_traceback(capsys, monkeypatch):
     assert "ZeroDivisionError" in err
 
 
+def _wait_until_torch_is_loaded(pid: int, deadline: float = 60) -> None:
+    """A fixed sleep raced the child's start on a busy machine: wait for its memory to show
+    torch imported (over 150 MB resident), which happens only once the command runs."""
+    status = Path(f"/proc/{pid}/status")
+    start = time.monotonic()
+    while time.monotonic() - start < deadline:
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines())
+        except (OSError, ValueError):
+            return  # not Linux, or the child is gone: signal it as before
+        if int(fields.get("VmRSS", "0 kB").split()[0]) > 150_000:
+            return
+        time.sleep(0.05)
+
+
 @pytest.mark.parametrize(
     ("signum", "code", "said"),
     [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")],
@@ -59,7 +74,8 @@ def test_a_killed_compile_leaves_nothing_behind(tmp_path, signum, code, said):
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(3)  # past the imports, into building the module
+    _wait_until_torch_is_loaded(process.pid)  # past the imports, into the work
+    time.sleep(0.5)
     process.send_signal(signum)
     _, err = process.communicate(timeout=60)
     assert process.returncode == code, err
