@@ -44,6 +44,10 @@ def test_archspec_debug_shows_the_traceback(capsys, monkeypatch):
     assert "ZeroDivisionError" in err
 
 
+def _default_interrupt() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _wait_until_torch_is_loaded(pid: int, deadline: float = 60) -> None:
     """A fixed sleep raced the child's start on a busy machine: wait for its memory to show
     torch imported (over 150 MB resident), which happens only once the command runs."""
@@ -73,6 +77,9 @@ def test_a_killed_compile_leaves_nothing_behind(tmp_path, signum, code, said):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as from a terminal: a shell's background job (CI's, say) starts with SIGINT ignored,
+        # and a child inherits that, so Ctrl-C would never reach the command
+        preexec_fn=_default_interrupt,
     )
     _wait_until_torch_is_loaded(process.pid)  # past the imports, into the work
     time.sleep(0.5)
