@@ -22,7 +22,7 @@ from archspec.ops.base import (
     numel,
 )
 from archspec.ops.registry import register
-from archspec.ops.structure import Dropout
+from archspec.ops.structure import Dropout, IdentityAtInference
 
 if TYPE_CHECKING:
     import torch
@@ -135,7 +135,7 @@ class Dropout2d(Dropout):
 
 
 @register
-class StochasticDepth(ParameterFree, Op):
+class StochasticDepth(IdentityAtInference, ParameterFree, Op):
     """torchvision's `StochasticDepth`: in training, drops a residual branch per sample ("row")
     or for the whole batch ("batch") with probability p, scaling survivors by 1 / (1 - p);
     identity in eval."""
@@ -149,16 +149,6 @@ class StochasticDepth(ParameterFree, Op):
     running_statistics = False
     drawing_symbol = None
     runs_in_place = False
-
-    def output_shape(self, inputs: Sequence[Shape]) -> Shape:
-        return inputs[0]
-
-    def flops(self, inputs: Sequence[Shape], output: Shape) -> int:
-        # 0 at inference, where it is the identity
-        return 0
-
-    def window(self, inputs: Sequence[Shape]) -> Window:
-        return POINTWISE
 
     def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module:
         from archspec.ops import torch_modules

@@ -60,8 +60,23 @@ class Flatten(ParameterFree, Op):
         return TorchCall(torch.flatten, {"start_dim": self.start_dim})
 
 
+class IdentityAtInference:
+    """Mixin of ops whose output at inference is their input (identity, dropout, stochastic
+    depth): the same shape, no arithmetic, each position read alone."""
+
+    def output_shape(self, inputs: Sequence[Shape]) -> Shape:
+        return inputs[0]
+
+    def flops(self, inputs: Sequence[Shape], output: Shape) -> int:
+        # what training draws or scales is not inference's work
+        return 0
+
+    def window(self, inputs: Sequence[Shape]) -> Window:
+        return POINTWISE
+
+
 @register
-class Dropout(ParameterFree, Op):
+class Dropout(IdentityAtInference, ParameterFree, Op):
     """`nn.Dropout`: zeroes elements with probability p during training; identity in eval."""
 
     op: Literal["dropout"] = "dropout"
@@ -72,16 +87,6 @@ class Dropout(ParameterFree, Op):
     drawing_symbol = None
     runs_in_place = True
     p: Annotated[float, Field(ge=0, lt=1)] = 0.5
-
-    def output_shape(self, inputs: Sequence[Shape]) -> Shape:
-        return inputs[0]
-
-    def flops(self, inputs: Sequence[Shape], output: Shape) -> int:
-        # 0 at inference, where dropout is the identity
-        return 0
-
-    def window(self, inputs: Sequence[Shape]) -> Window:
-        return POINTWISE
 
     #: The torch.nn class that drops: elements here, whole channels in Dropout2d.
     torch_class: ClassVar[str] = "Dropout"
@@ -100,7 +105,7 @@ class Dropout(ParameterFree, Op):
 
 
 @register
-class Identity(ParameterFree, Op):
+class Identity(IdentityAtInference, ParameterFree, Op):
     """`nn.Identity`: passes its input through; a named placeholder."""
 
     op: Literal["identity"] = "identity"
@@ -110,16 +115,6 @@ class Identity(ParameterFree, Op):
     running_statistics = False
     drawing_symbol = None
     runs_in_place = False
-
-    def output_shape(self, inputs: Sequence[Shape]) -> Shape:
-        return inputs[0]
-
-    def flops(self, inputs: Sequence[Shape], output: Shape) -> int:
-        # passes its input through: no arithmetic
-        return 0
-
-    def window(self, inputs: Sequence[Shape]) -> Window:
-        return POINTWISE
 
     def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module:
         from torch import nn
