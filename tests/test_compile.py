@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from pathlib import Path
 
 import pytest
@@ -211,3 +212,55 @@ layers:
     image = torch.randn(2, 3, 8, 8, requires_grad=True)
     module(image).sum().backward()  # autograd accepts every in-place write
     assert image.grad is not None
+
+
+def test_a_residual_add_overwrites_the_branch_it_alone_reads_even_through_pass_throughs():
+    module = archspec.compile(
+        """
+name: residual_in_place
+input: [4, 6, 6]
+layers:
+  - {name: stem, op: conv2d, out_channels: 4, kernel: 1}
+  - {name: plain_bn, op: batchnorm2d}
+  - {name: plain, op: add, inputs: [plain_bn, stem]}
+  - {name: dropped_bn, op: batchnorm2d}
+  - {name: dropped, op: stochastic_depth, p: 0.5}
+  - {name: through, op: add, inputs: [dropped, plain]}
+  - {name: shared_bn, op: batchnorm2d}
+  - {name: shared_drop, op: dropout, p: 0.5}
+  - {name: shared, op: add, inputs: [shared_drop, shared_bn]}
+  - {name: squeezed, op: mean, dims: [1], keepdim: true}
+  - {name: stretched, op: add, inputs: [squeezed, shared]}
+"""
+    )
+    adds = {
+        node.meta["archspec_layer"]: node.target
+        for node in module.graph.nodes
+        if node.op == "call_function" and "archspec_layer" in node.meta
+    }
+    # stochastic depth's output is its input at inference: it may be overwritten only because
+    # dropped_bn's output has no other reader
+    assert adds["plain"] is operator.iadd
+    assert adds["through"] is operator.iadd
+    # shared_bn is read by dropout and by the add: writing the dropout's output would change it
+    assert adds["shared"] is operator.add
+    # input 0 of one channel cannot hold four
+    assert adds["stretched"] is operator.add
+    image = torch.randn(2, 4, 6, 6, requires_grad=True)
+    module(image).sum().backward()  # training: autograd accepts every in-place write
+    module.eval()
+
+    def by_hand(x: torch.Tensor) -> torch.Tensor:
+        stem = module.stem(x)
+        plain = module.plain_bn(stem) + stem
+        through = module.dropped_bn(plain) + plain
+        shared = module.shared_bn(through) * 2
+        return shared.mean(1, keepdim=True) + shared
+
+    results = []
+    for forward in (module, by_hand):
+        leaf = image.detach().clone().requires_grad_()
+        output = forward(leaf)
+        (output * torch.arange(output.numel()).reshape(output.shape)).sum().backward()
+        results.append((output.detach(), leaf.grad))
+    torch.testing.assert_close(results[0], results[1])

@@ -234,7 +234,7 @@ def test_source_reads_as_written_by_hand():
     assert '                "bn1": nn.BatchNorm2d(64),\n' in source
     assert '        self.layer1 = nn.ModuleDict({\n            "0": nn.ModuleDict({\n' in source
     assert '        x = self.layer1["0"].conv1(maxpool)\n' in source
-    assert "        x = x + maxpool\n        del maxpool\n" in source
+    assert "        x += maxpool\n        del maxpool\n" in source
     assert '        y = self.layer2["0"].downsample["0"](layer1_1_relu2)\n' in source
     assert "FROZEN" not in source
     assert "import operator" not in source
@@ -246,7 +246,7 @@ def test_frozen_groups_concat_and_chained_add_read_plainly():
     assert '    FROZEN = ("stem", "a")\n' in source
     assert '    FROZEN_NORMS = ("a.1",)\n' in source
     assert "        cat = torch.cat([a_2, b_2, x, stem], dim=1)\n" in source
-    assert "        x = x + a_2\n        del a_2\n        x = x + b_2\n        del b_2\n" in source
+    assert "        x += a_2\n        del a_2\n        x += b_2\n        del b_2\n" in source
     assert "        return (x, y, cat)\n" in source
 
 

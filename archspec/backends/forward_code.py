@@ -43,7 +43,13 @@ def forward_lines(module: fx.GraphModule) -> tuple[list[str], list[str]]:
         # unless that is the name of a function the file defines (fx names a call after it)
         kept = f"{target}_" if target in defined else target
         names[target] = kept if live.count[target] > 1 else registers.assign(target, index, names)
-        lines += _statement(f"{names[target]} = ", value)
+        if isinstance(value, _InPlace):
+            update = ast.AugAssign(ast.Name(_code(value.left), ast.Store()), value.op, value.right)
+            lines.append(_noqa(f"{INDENT * 2}{_code(update)}"))
+            if names[target] != _code(value.left):
+                lines += _statement(f"{names[target]} = ", value.left)
+        else:
+            lines += _statement(f"{names[target]} = ", value)
         done = registers.dead(index, names)
         if done:
             lines.append(f"{INDENT * 2}del {', '.join(done)}")
@@ -151,24 +157,37 @@ def _steps(function: ast.FunctionDef) -> tuple[str, list[tuple[str, ast.expr]], 
     """fx's input name, its `name = expression` steps and the returned expression.
 
     Aliases (`input_1 = input`) are resolved and fx's frees (`a = b = None`) dropped: reusing
-    names frees values instead.
+    names frees values instead. fx writes an in-place add as `a += b;  iadd = a`: one step,
+    `iadd = _InPlace(a + b)`.
     """
     placeholder = function.args.args[1].arg
     aliases: dict[str, str] = {}
     steps: list[tuple[str, ast.expr]] = []
+    updated: dict[str, _InPlace] = {}  # a += b, waiting for the name fx gives the result
     for statement in function.body:
         match statement:
             case ast.Assign(value=ast.Constant(value=None)):
                 pass
+            case ast.Assign(targets=[ast.Name(id=target)], value=ast.Name(id=source)) if (
+                source in updated
+            ):
+                steps.append((target, updated.pop(source)))
             case ast.Assign(targets=[ast.Name(id=target)], value=ast.Name(id=source)):
                 aliases[target] = aliases.get(source, source)
             case ast.Assign(targets=[ast.Name(id=target)], value=value):
                 steps.append((target, _Rename(aliases).visit(value)))
-            case ast.Return(value=ast.expr() as value):
+            case ast.AugAssign(target=ast.Name(id=target), op=op, value=value):
+                left = _Rename(aliases).visit(ast.Name(target, ast.Load()))
+                updated[target] = _InPlace(left, op, _Rename(aliases).visit(value))
+            case ast.Return(value=ast.expr() as value) if not updated:
                 return placeholder, steps, _Rename(aliases).visit(value)
             case _:
                 raise GeneratedSourceError(f"unexpected fx code: {ast.unparse(statement)}")
     raise GeneratedSourceError("the fx code returns nothing")
+
+
+class _InPlace(ast.BinOp):
+    """`left op= right`: a step that overwrites its left operand."""
 
 
 def _names(value: ast.expr) -> list[str]:

@@ -105,7 +105,7 @@ def compile_module(
 
 def _lower(layer: LayerReport, inputs: list[Shape], *, overwritable: bool) -> nn.Module | TorchCall:
     """The layer's torch module, frozen as the spec says, or the call of a parameter-free op."""
-    # one tensor less per activation: 10% faster at batch 8
+    # one tensor less per activation or residual add: 10% faster at batch 8
     in_place = overwritable and layer.op.runs_in_place
     lowered = layer.op.to_torch_in_place(inputs) if in_place else layer.op.to_torch(inputs)
     if isinstance(lowered, TorchCall):
@@ -136,15 +136,19 @@ def _run(
 
 
 def _overwritable_outputs(network: Network, report: Report) -> set[str]:
-    """Layers whose output one layer reads, no output returns, and no backward needs."""
+    """Layers whose output one layer reads, no output returns, and no backward needs; where the
+    output may be the layer's input itself (dropout at inference), the input must be one too."""
     readers = network.readers
-    return {
-        layer.name
-        for layer in report.layers
-        if readers[layer.name] == 1
-        and layer.name not in report.outputs
-        and not layer.op.output_kept_for_backward
-    }
+    overwritable: set[str] = set()
+    for layer in report.layers:  # producers first, so a chain of pass-throughs is decided
+        if (
+            readers[layer.name] == 1
+            and layer.name not in report.outputs
+            and not layer.op.output_kept_for_backward
+            and (not layer.op.output_is_input or layer.inputs[0] in overwritable)
+        ):
+            overwritable.add(layer.name)
+    return overwritable
 
 
 def _install(root: nn.Module, dotted: str, module: nn.Module) -> None:

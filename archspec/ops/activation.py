@@ -24,6 +24,7 @@ class ElementwiseFunction(Op):
     arity = (1, 1)
     # the conservative answer: relu, sigmoid and tanh differentiate through their output
     output_kept_for_backward = True
+    output_is_input = False
     running_statistics = False
     drawing_symbol = None
     torch_name: ClassVar[str]
@@ -182,6 +183,7 @@ class Hardsigmoid(Activation):
     runs_in_place = True
     # its backward never reads the result, run in place or not (tests/test_ops_elementwise.py)
     output_kept_for_backward = False
+    output_is_input = False
     flops_per_element = 3  # add, clamp, divide
 
 
@@ -194,6 +196,7 @@ class Mish(Activation):
     runs_in_place = True
     # its backward never reads the result, run in place or not (tests/test_ops_elementwise.py)
     output_kept_for_backward = False
+    output_is_input = False
     flops_per_element = 9  # softplus 3 (exp, add, log), tanh 5, multiply
 
 
@@ -207,6 +210,7 @@ class ELU(Activation):
     runs_in_place = True
     # run in place, its backward differentiates through the result: it must stay unchanged
     output_kept_for_backward = True
+    output_is_input = False
     flops_per_element = 4  # exp, subtract, multiply, select
 
     def torch_arguments(self, inputs: Sequence[Shape]) -> dict[str, object]:
@@ -224,6 +228,7 @@ class Softplus(Activation):
     runs_in_place = False
     # its backward reads the input, not the result
     output_kept_for_backward = False
+    output_is_input = False
     flops_per_element = 5  # multiply, exp, add, log, divide
 
     def torch_arguments(self, inputs: Sequence[Shape]) -> dict[str, object]:
@@ -248,6 +253,7 @@ class PReLU(ElementwiseFunction):
     runs_in_place = False
     # its backward reads the input and the slopes, not the result
     output_kept_for_backward = False
+    output_is_input = False
     flops_per_element = 1  # the select of x or a * x, as leaky_relu counts it
 
     def param_count(self, inputs: Sequence[Shape]) -> int:

@@ -172,12 +172,15 @@ class Op(BaseModel):
     #: Whether torch's backward of this op reads its output. When it does not (conv, linear,
     #: batch norm, add), the activation reading that output alone may overwrite it in place.
     output_kept_for_backward: ClassVar[bool]
+    #: Whether the output may be input 0 itself (dropout at inference): overwriting it then
+    #: overwrites that input, so it may be overwritten only where input 0 may.
+    output_is_input: ClassVar[bool]
     #: Whether its module keeps running statistics: frozen, it stays in eval mode so they hold.
     running_statistics: ClassVar[bool]
     #: The symbol a diagram draws the op as, in a circle ("+" for add); None draws a labelled box.
     drawing_symbol: ClassVar[str | None]
-    #: Whether `to_torch_in_place` builds a module that overwrites its input, saving one tensor
-    #: when no other layer and no backward reads that input.
+    #: Whether `to_torch_in_place` builds a module or call that overwrites input 0, saving one
+    #: tensor when no other layer and no backward reads that input.
     runs_in_place: ClassVar[bool]
 
     @abstractmethod
@@ -213,8 +216,8 @@ class Op(BaseModel):
     def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module | TorchCall:
         """The torch module computing the op, or the call of a parameter-free function."""
 
-    def to_torch_in_place(self, inputs: Sequence[Shape]) -> torch.nn.Module:
-        """The module built to overwrite its input; only ops with `runs_in_place` have one."""
+    def to_torch_in_place(self, inputs: Sequence[Shape]) -> torch.nn.Module | TorchCall:
+        """The module or call that overwrites input 0; only ops with `runs_in_place` have one."""
         raise NotImplementedError(f"{self.op} does not run in place")
 
 

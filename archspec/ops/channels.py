@@ -63,6 +63,7 @@ class Part(ParameterFree, Op):
     arity = (1, 1)
     # the part is a view of its input: overwriting one would overwrite the other
     output_kept_for_backward = True
+    output_is_input = False
     running_statistics = False
     drawing_symbol = None
     runs_in_place = False
@@ -193,6 +194,7 @@ class ChannelShuffle(ParameterFree, Op):
     # it copies, even with one group (tests/test_ops_plumbing.py checks), and its backward
     # shuffles the gradient back without reading the output
     output_kept_for_backward = False
+    output_is_input = False
     running_statistics = False
     drawing_symbol = None
     runs_in_place = False
@@ -245,6 +247,7 @@ class Pad(ParameterFree, Op):
     # it writes a new tensor, even for zero padding (tests/test_ops_plumbing.py checks), and its
     # backward reads no output
     output_kept_for_backward = False
+    output_is_input = False
     running_statistics = False
     drawing_symbol = None
     runs_in_place = False
@@ -349,6 +352,7 @@ class Crop(ParameterFree, Op):
     arity = (1, 2)
     # with a second input it lowers to a view of input 0: overwriting one would overwrite both
     output_kept_for_backward = True
+    output_is_input = False
     running_statistics = False
     drawing_symbol = None
     runs_in_place = False

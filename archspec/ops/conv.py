@@ -44,6 +44,7 @@ class ConvNd(Op):
     spatial_rank: ClassVar[int]
     arity = (1, 1)
     output_kept_for_backward = False
+    output_is_input = False
     running_statistics = False
     drawing_symbol = None
     runs_in_place = False

@@ -69,6 +69,7 @@ class Mean(ParameterFree, Op):
     arity = (1, 1)
     # its backward spreads the gradient evenly, knowing only the input's shape
     output_kept_for_backward = False
+    output_is_input = False
     running_statistics = False
     drawing_symbol = None
     runs_in_place = False
@@ -144,8 +145,6 @@ class StochasticDepth(IdentityAtInference, ParameterFree, Op):
     p: DropProbability
     mode: Literal["row", "batch"] = "row"
     arity = (1, 1)
-    # in eval mode its output is its input: overwriting one would overwrite the other
-    output_kept_for_backward = True
     running_statistics = False
     drawing_symbol = None
     runs_in_place = False

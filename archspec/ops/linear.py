@@ -20,6 +20,7 @@ class Linear(Op):
     op: Literal["linear"] = "linear"
     arity = (1, 1)
     output_kept_for_backward = False
+    output_is_input = False
     running_statistics = False
     drawing_symbol = None
     runs_in_place = False

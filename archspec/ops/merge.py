@@ -33,6 +33,7 @@ class Broadcasting(ParameterFree, Op):
     # add's backward passes the gradient on, mul's multiplies it by the other inputs: neither
     # reads the result
     output_kept_for_backward = False
+    output_is_input = False
     running_statistics = False
     runs_in_place = False
     #: The two-input function, as `operator` names it.
@@ -108,6 +109,14 @@ class Add(Broadcasting):
     op: Literal["add"] = "add"
     drawing_symbol = "+"
     function = operator.add
+    runs_in_place = True
+
+    def to_torch_in_place(self, inputs: Sequence[Shape]) -> TorchCall:
+        """`x += shortcut`, as torchvision's residual blocks add; out of place where input 0 is
+        stretched by broadcasting, since it cannot hold the sum."""
+        if inputs[0] != self.output_shape(inputs):
+            return self.to_torch(inputs)
+        return TorchCall(operator.iadd, chained=True)
 
     def conflict(self, first: Shape, second: Shape, axis: int, which: str) -> str:
         # on a residual path, unequal sizes mean the shortcut needs a projection
@@ -141,6 +150,7 @@ class Concat(ParameterFree, Op):
     arity = (2, None)
     # conservative: cat's backward only slices the incoming gradient, so False would hold
     output_kept_for_backward = True
+    output_is_input = False
     running_statistics = False
     drawing_symbol = "||"
     runs_in_place = False

@@ -33,6 +33,7 @@ class ChannelNorm(Op):
 
     arity = (1, 1)
     output_kept_for_backward = False
+    output_is_input = False
     running_statistics = True
     drawing_symbol = None
     runs_in_place = False
@@ -154,6 +155,7 @@ class GroupNorm(Op):
     arity = (1, 1)
     # its backward reads the input and the saved statistics, not the output
     output_kept_for_backward = False
+    output_is_input = False
     running_statistics = False
     drawing_symbol = None
     runs_in_place = False
@@ -207,6 +209,7 @@ class LocalResponseNorm(ParameterFree, Op):
     arity = (1, 1)
     # conservative: its last step, a divide, saves its operands and not its output
     output_kept_for_backward = True
+    output_is_input = False
     running_statistics = False
     drawing_symbol = None
     runs_in_place = False

@@ -45,6 +45,7 @@ class SlidingPool(ParameterFree, Op):
     arity = (1, 1)
     # conservative: max pooling saves its indices and average pooling nothing
     output_kept_for_backward = True
+    output_is_input = False
     running_statistics = False
     drawing_symbol = None
     runs_in_place = False
@@ -243,6 +244,7 @@ class AdaptivePool(ParameterFree, Op):
     arity = (1, 1)
     # conservative: average pooling saves nothing for backward, max pooling its indices
     output_kept_for_backward = True
+    output_is_input = False
     running_statistics = False
     drawing_symbol = None
     runs_in_place = False

@@ -147,6 +147,7 @@ class Upsample(ParameterFree, Op):
     op: Literal["upsample"] = "upsample"
     arity = (1, 2)
     output_kept_for_backward = False  # torch's backward needs the sizes only
+    output_is_input = False
     running_statistics = False
     drawing_symbol = None
     runs_in_place = False
@@ -271,6 +272,7 @@ class ConvTranspose2d(Op):
     op: Literal["conv_transpose2d"] = "conv_transpose2d"
     arity = (1, 1)
     output_kept_for_backward = False  # its backward reads the input and the weight
+    output_is_input = False
     running_statistics = False
     drawing_symbol = None
     runs_in_place = False
@@ -390,6 +392,7 @@ class PixelShuffle(ParameterFree, Op):
     op: Literal["pixel_shuffle"] = "pixel_shuffle"
     arity = (1, 1)
     output_kept_for_backward = False  # its backward is the inverse permutation
+    output_is_input = False
     running_statistics = False
     drawing_symbol = None
     runs_in_place = False
@@ -429,6 +432,7 @@ class PixelUnshuffle(ParameterFree, Op):
     op: Literal["pixel_unshuffle"] = "pixel_unshuffle"
     arity = (1, 1)
     output_kept_for_backward = False  # its backward is the inverse permutation
+    output_is_input = False
     running_statistics = False
     drawing_symbol = None
     runs_in_place = False

@@ -32,6 +32,7 @@ class Flatten(ParameterFree, Op):
     arity = (1, 1)
     # its output is a view of its input: overwriting one would overwrite the other
     output_kept_for_backward = True
+    output_is_input = False
     running_statistics = False
     drawing_symbol = None
     runs_in_place = False
@@ -64,6 +65,11 @@ class IdentityAtInference:
     """Mixin of ops whose output at inference is their input (identity, dropout, stochastic
     depth): the same shape, no arithmetic, each position read alone."""
 
+    # in training their backward reads the mask they drew, not their output
+    output_kept_for_backward = False
+    # at inference they return the input tensor itself
+    output_is_input = True
+
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:
         return inputs[0]
 
@@ -81,8 +87,6 @@ class Dropout(IdentityAtInference, ParameterFree, Op):
 
     op: Literal["dropout"] = "dropout"
     arity = (1, 1)
-    # in eval mode its output is its input: overwriting one would overwrite the other
-    output_kept_for_backward = True
     running_statistics = False
     drawing_symbol = None
     runs_in_place = True
@@ -110,8 +114,6 @@ class Identity(IdentityAtInference, ParameterFree, Op):
 
     op: Literal["identity"] = "identity"
     arity = (1, 1)
-    # its output is its input: overwriting one would overwrite the other
-    output_kept_for_backward = True
     running_statistics = False
     drawing_symbol = None
     runs_in_place = False
