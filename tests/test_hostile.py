@@ -1,4 +1,4 @@
-"""The hostile-input contract, command by command, in subprocesses with time and memory limits.
+"""The hostile-input contract, command by command, in processes with time and memory limits.
 
 Whatever the input, a command ends in time with exit 0, or with exit 2 and one line per problem
 (`FILE:LINE:COL: error: ...` when the problem is inside the spec); it never shows a traceback,
@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import resource
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -33,8 +34,57 @@ ALLOWED_LINE = re.compile(
 )
 
 
-def _limit_memory() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+@dataclass(frozen=True)
+class Completed:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class CommandServer:
+    """`python -m archspec` runs, each a fork of one process that imported archspec and torch
+    already (tests/command_server.py): a case costs its own work, not an interpreter's start."""
+
+    def __init__(self) -> None:
+        server = Path(__file__).with_name("command_server.py")
+        self.process = subprocess.Popen(
+            [sys.executable, str(server)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+
+    def run(self, argv: list[str], cwd: Path, seconds: float, logs: Path) -> Completed:
+        stdout, stderr = logs / "stdout", logs / "stderr"
+        request = {
+            "argv": argv,
+            "cwd": str(cwd),
+            "env": {**os.environ, "NO_COLOR": "1"},
+            "stdout": str(stdout),
+            "stderr": str(stderr),
+            "address_space": ADDRESS_SPACE,
+            "seconds": seconds,
+        }
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        answer = json.loads(self.process.stdout.readline())
+        assert not answer["timed_out"], f"archspec {' '.join(argv)} ran past {seconds} s"
+
+        def read(path: Path) -> str:
+            return path.read_text(encoding="utf-8", errors="replace")
+
+        return Completed(answer["returncode"], read(stdout), read(stderr))
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def archspec_runs() -> Iterator[CommandServer]:
+    server = CommandServer()
+    yield server
+    server.close()
 
 
 def _spec_path(case: Case, folder: Path) -> Path:
@@ -64,25 +114,18 @@ def _argv(case: Case, command: str, spec: Path, folder: Path, output: Path) -> l
         for command in case.commands or ()
     ],
 )
-def test_a_command_keeps_the_contract(case: Case, command: str, tmp_path: Path) -> None:
-    folder, output = tmp_path / "case", tmp_path / "out"
-    folder.mkdir()
-    output.mkdir()
+def test_a_command_keeps_the_contract(
+    case: Case, command: str, tmp_path: Path, archspec_runs: CommandServer
+) -> None:
+    folder, output, logs = tmp_path / "case", tmp_path / "out", tmp_path / "logs"
+    for made in (folder, output, logs):
+        made.mkdir()
     for make in case.files.values():
         make(folder)
     spec = _spec_path(case, folder)
     before = set(os.listdir(folder))
     argv = _argv(case, command, spec, folder, output)
-    done = subprocess.run(
-        [sys.executable, "-m", "archspec", *argv],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        errors="replace",
-        timeout=SECONDS.get(command, DEFAULT_SECONDS),
-        preexec_fn=_limit_memory,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
+    done = archspec_runs.run(argv, folder, SECONDS.get(command, DEFAULT_SECONDS), logs)
     err = done.stderr
     assert done.returncode == case.exit, err[-3000:]
     assert "Traceback" not in err
