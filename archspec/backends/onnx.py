@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ast
+import collections
 import contextlib
 import gc
 import hashlib
 import io
+import itertools
 import json
 import logging
 import signal
@@ -241,11 +243,50 @@ def _serialize(model: onnx.ModelProto, name: str) -> bytes:
     return data
 
 
+def _free_name(name: str, taken: set[str]) -> str:
+    return next(f"{name}_{k}" for k in itertools.count(1) if f"{name}_{k}" not in taken)
+
+
+def _one_producer_per_name(graph: onnx.GraphProto) -> None:
+    """torch's exporter names a graph output as asked even where a constant or an inner tensor
+    already has that name (a reshape's `view` beside an output `view`): each earlier producer's
+    tensor takes a free name, and its readers follow."""
+    producers = collections.Counter(tensor.name for tensor in graph.initializer)
+    producers.update(name for node in graph.node for name in node.output)
+    if all(count == 1 for count in producers.values()):
+        return
+    taken = {name for node in graph.node for name in (*node.input, *node.output)}
+    taken |= {value.name for value in (*graph.input, *graph.output, *graph.initializer)}
+    current: dict[str, str] = {}
+    first: dict[str, str] = {}  # the name the value_info of a clashing name describes
+
+    def produced(name: str) -> str:
+        producers[name] -= 1
+        if not producers[name]:
+            current.pop(name, None)
+            return name
+        # a later node writes this name too: the name is its
+        current[name] = _free_name(name, taken)
+        taken.add(current[name])
+        first.setdefault(name, current[name])
+        return current[name]
+
+    for tensor in graph.initializer:
+        tensor.name = produced(tensor.name)
+    for node in graph.node:
+        node.input[:] = [current.get(name, name) for name in node.input]
+        node.output[:] = [produced(name) for name in node.output]
+    # the graph output's shape is in graph.output: the value_info is the inner tensor's
+    for value in graph.value_info:
+        value.name = first.get(value.name, value.name)
+
+
 def _name_after_layers(model: onnx.ModelProto, report: Report) -> None:
     """Nodes become `layer/OpType`, and each layer's output tensor takes the layer's name, so the
     graph reads like the spec in a viewer such as Netron."""
     layers = {layer.name for layer in report.layers}
     graph = model.graph
+    _one_producer_per_name(graph)
     fixed = {value.name for value in (*graph.input, *graph.output, *graph.initializer)}
     last_output: dict[str, str] = {}
     used: dict[str, int] = {}
@@ -266,12 +307,24 @@ def _name_after_layers(model: onnx.ModelProto, report: Report) -> None:
         node.name = base if used[base] == 1 else f"{base}_{used[base]}"
         if layer and node.output:
             last_output[layer] = node.output[0]
-    renames = {old: layer for layer, old in last_output.items() if old not in fixed}
+    interface = {value.name for value in (*graph.input, *graph.output)}
+    renames = {
+        old: layer
+        for layer, old in last_output.items()
+        if old not in fixed and layer not in interface
+    }
+    # the exporter's own tensor or constant may bear a layer's name (a channel shuffle's
+    # `transpose` beside a layer called transpose): it takes a free name, as names must be
+    # unique and a name that is a layer's must mean that layer's output
+    taken = fixed | {name for node in graph.node for name in (*node.input, *node.output)}
+    for name in sorted((taken & layers) - renames.keys() - interface):
+        renames[name] = _free_name(name, taken | layers)
+        taken.add(renames[name])
     for node in graph.node:
         node.input[:] = [renames.get(name, name) for name in node.input]
         node.output[:] = [renames.get(name, name) for name in node.output]
-    for info in graph.value_info:
-        info.name = renames.get(info.name, info.name)
+    for value in (*graph.value_info, *graph.initializer):
+        value.name = renames.get(value.name, value.name)
     # the exporter's notes (stack traces with this machine's paths, the traced program) are
     # read now; the file keeps only the names
     for node in graph.node:
