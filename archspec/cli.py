@@ -58,15 +58,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             _silence_stdout()
             return EXIT_OK
         except MemoryError:
-            print(
-                "archspec: error: ran out of memory; the process may not use more than it has "
-                "(see `ulimit -v` and the README's budgets)",
-                file=sys.stderr,
-            )
-            return EXIT_INVALID
-        except Exception as error:  # a bug: say so instead of showing a traceback
-            return _report_bug(error)
+            return _out_of_memory()
+        except Exception as error:
+            # torch's CPU allocator fails with a RuntimeError, not a MemoryError
+            if isinstance(error, RuntimeError) and "can't allocate memory" in str(error):
+                return _out_of_memory()
+            return _report_bug(error)  # a bug: say so instead of showing a traceback
     return code
+
+
+def _out_of_memory() -> int:
+    print(
+        "archspec: error: ran out of memory; the process may not use more than it has "
+        "(see `ulimit -v` and the README's budgets)",
+        file=sys.stderr,
+    )
+    return EXIT_INVALID
 
 
 def _report_bug(error: Exception) -> int:

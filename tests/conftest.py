@@ -14,6 +14,13 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+# Each xdist worker gets its share of the cores for torch's threads, set before torch starts
+# its pool. torch's default, a thread per core in every worker, runs twice as many busy-waiting
+# threads as cores, and each forward waits on the other worker's: half the suite's speed.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    _share = (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _share)))
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(

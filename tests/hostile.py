@@ -587,6 +587,15 @@ MEMORY_CASES = [
         positioned=False,
     ),
     Case(
+        # the user's ceiling overrides the measured room: torch's allocation then fails
+        "export_batch_of_a_million_past_a_wrong_ceiling",
+        GOOD,
+        commands=("onnx",),
+        args=("--batch", "1000000", "--max-memory", "1T"),
+        message=r"ran out of memory",
+        positioned=False,
+    ),
+    Case(
         "a_ceiling_too_low",
         GOOD,
         commands=("weights",),

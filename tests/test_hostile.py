@@ -76,8 +76,10 @@ class CommandServer:
 
     def close(self) -> None:
         assert self.process.stdin is not None
-        self.process.stdin.close()
+        assert self.process.stdout is not None
+        self.process.stdin.close()  # the server's loop ends with its input
         self.process.wait(timeout=30)
+        self.process.stdout.close()
 
 
 @pytest.fixture(scope="session")

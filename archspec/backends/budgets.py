@@ -7,6 +7,7 @@ would not fit is refused in a fraction of a second, with what it needs and what 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from archspec.analysis import Report
@@ -32,6 +33,10 @@ ONNX_LIMIT = 2 * GIB
 GRAPH_ROOM = 64 * 2**20
 #: The batch verified beside batch 1, to prove the batch axis is really dynamic.
 SECOND_BATCH = 3
+#: Address space that importing torch maps (about 600 MB), and with it onnx, onnxruntime and
+#: the exporter (130 MB more), measured on Linux: the checks run before those imports.
+TORCH_BYTES = 640 * 2**20
+EXPORTER_BYTES = 800 * 2**20
 
 
 class ExportError(ArchspecError):
@@ -53,7 +58,7 @@ def check_compile(
             f"at most {MAX_COMPILED_LAYERS:,} (about 20 s and 1.3 GiB at that size), and "
             "analyses up to 200,000"
         )
-    need = MODULE_BYTES_PER_LAYER * len(report.layers)
+    need = MODULE_BYTES_PER_LAYER * len(report.layers) + _not_yet_imported("torch", TORCH_BYTES)
     if allocate:
         need += weight_bytes(report) + file_size(weights)
     check_memory(need, f"building {report.name} ({report.totals.params:,} parameters)", max_memory)
@@ -75,7 +80,13 @@ def check_export(
         )
     check_onnx_size(report.name, weight_bytes(report), "parameters and buffers")
     need = export_memory(report, batch, verify) + file_size(weights)
+    need += _not_yet_imported("torch.onnx", EXPORTER_BYTES)
     check_memory(need, f"exporting {report.name}", max_memory)
+
+
+def _not_yet_imported(module: str, size: int) -> int:
+    """`size`, the memory importing `module` will take, unless it is imported already."""
+    return 0 if module in sys.modules else size
 
 
 def export_memory(report: Report, batch: int | None, verify: bool) -> int:
