@@ -94,6 +94,30 @@ layers:
     }
 
 
+def test_resampling_and_channel_parts_are_marked():
+    spec = archspec.load(
+        """
+name: marks
+input: [4, 8, 8]
+layers:
+  - {name: part, op: chunk, chunks: 2, index: 0}
+  - {name: down, op: pixel_unshuffle, downscale_factor: 2}
+  - {name: up, op: upsample, scale_factor: 2}
+  - {name: grown, op: conv_transpose2d, out_channels: 2, kernel: 2, stride: 2}
+  - {name: conv, op: conv2d, out_channels: 2, kernel: 1}
+"""
+    )
+    ops = {box.name: box.op for box in archspec.draw(spec).boxes}
+    assert ops == {
+        "input": "",
+        "part": "\N{PITCHFORK} chunk",
+        "down": "\N{DOWNWARDS ARROW} pixel_unshuffle",
+        "up": "\N{UPWARDS ARROW} upsample",
+        "grown": "\N{UPWARDS ARROW} conv_transpose2d",
+        "conv": "conv2d",
+    }
+
+
 def test_mermaid_marks_skips_as_dotted_and_merges_as_circles():
     text = diagram_of("resnet18", 3).mermaid()
     assert '(("+"))' in text

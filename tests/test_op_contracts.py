@@ -24,6 +24,7 @@ FACET_CLASS_VARS = frozenset(
         "output_is_input",
         "running_statistics",
         "drawing_symbol",
+        "drawing_mark",
         "runs_in_place",
     }
 )
@@ -63,6 +64,7 @@ class _Complete(ParameterFree, Op):
     output_is_input: ClassVar[bool] = False
     running_statistics: ClassVar[bool] = False
     drawing_symbol: ClassVar[str | None] = None
+    drawing_mark: ClassVar[str | None] = None
     runs_in_place: ClassVar[bool] = False
 
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:

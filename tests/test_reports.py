@@ -146,3 +146,26 @@ def test_golden_json_totals():
     assert data["totals"]["params"] == 61_706
     assert data["totals"]["macs"] == 416_520
     assert data["layers"][-1]["output_shape"] == ["N", 10]
+
+
+def test_named_outputs_are_reported_under_their_names():
+    report = archspec.analyze(
+        archspec.load(
+            """
+name: two_heads
+input: [3, 8, 8]
+outputs: {out: classifier, aux: side}
+layers:
+  - {name: stem, op: conv2d, out_channels: 4, kernel: 3, padding: 1}
+  - {name: side, op: conv2d, out_channels: 2, kernel: 1}
+  - {name: classifier, op: conv2d, out_channels: 5, kernel: 1, inputs: stem}
+"""
+        )
+    )
+    assert report.output_keys == ("out", "aux")
+    data = json.loads(to_json(report))
+    assert data["outputs"] == ["classifier", "side"]
+    assert data["output_keys"] == ["out", "aux"]
+    table = render_table(report)
+    assert "output out (classifier): (N, 5, 8, 8)" in table
+    assert "output aux (side): (N, 2, 8, 8)" in table

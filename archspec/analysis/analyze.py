@@ -53,6 +53,7 @@ class _Walk:
         self.origins = origins
         self.input_shape = input_shape
         self.shapes: dict[str, Shape] = {INPUT: input_shape}
+        self.ops: dict[str, Op] = {}
         # (C, L), (C, H, W) and (C, T, H, W) have spatial axes after the channels; (F,) has none
         self.input_spatial = input_shape[1:]
         self.fields: dict[str, ReceptiveField | None] = {
@@ -83,12 +84,13 @@ class _Walk:
         try:
             output = op.output_shape(inputs)
         except ShapeError as error:
-            self.note(layer, error.message, "error")
+            self.note(layer, error.message + self._sources(layer), "error")
             return
         if any(dim > MAX_DIM for dim in output):
             self.note(layer, f"output shape {output} has a size above {MAX_DIM}", "error")
             return
         self.shapes[layer.name] = output
+        self.ops[layer.name] = op
         for message in op.warnings(inputs):
             self.note(layer, message)
         params = op.param_count(inputs)
@@ -109,6 +111,21 @@ class _Walk:
                 origin=layer.origin,
             )
         )
+
+    def _sources(self, layer: Layer) -> str:
+        """Where the inputs of a layer joining paths come from, and what the ops making them
+        could change (an upsample that could take the other input's size)."""
+        if len(set(layer.inputs)) < 2:
+            return ""
+        sources, advice = [], []
+        for name in dict.fromkeys(layer.inputs):
+            producer = self.ops.get(name)
+            sources.append(f"{name!r} ({producer.op})" if producer else repr(name))
+            tip = producer.mismatch_advice(name, layer.name) if producer else None
+            if tip and tip not in advice:
+                advice.append(tip)
+        listed = ", ".join(sources[:-1]) + f" and {sources[-1]}"
+        return f"; they come from {listed}" + "".join(f"; {tip}" for tip in advice)
 
     def _materialize(self, layer: Layer, inputs: list[Shape]) -> Op | None:
         """The layer's op; a pending one is resolved now that its input shape is known."""
@@ -155,6 +172,7 @@ class _Walk:
             self.network.outputs,
             totals,
             tuple(fold_instances(self.warnings)),
+            self.network.output_keys,
         )
 
     def _structural_warnings(self, totals: Totals) -> None:

@@ -86,6 +86,8 @@ class Report:
     outputs: tuple[str, ...]
     totals: Totals
     warnings: tuple[Diagnostic, ...]
+    #: The names the module returns its outputs under (a dict), or () for a tensor or a tuple.
+    output_keys: tuple[str, ...] = ()
 
     def layer(self, name: str) -> LayerReport:
         for layer in self.layers:
@@ -99,6 +101,7 @@ class Report:
             "input_shape": [BATCH, *self.input_shape],
             "layers": [layer.to_json() for layer in self.layers],
             "outputs": list(self.outputs),
+            "output_keys": list(self.output_keys) if self.output_keys else None,
             "totals": self.totals.to_json(),
             "warnings": [warning.to_json() for warning in self.warnings],
         }

@@ -27,6 +27,7 @@ class ElementwiseFunction(Op):
     output_is_input = False
     running_statistics = False
     drawing_symbol = None
+    drawing_mark = None
     torch_name: ClassVar[str]
     flops_per_element: ClassVar[int] = 1
 

@@ -179,6 +179,9 @@ class Op(BaseModel):
     running_statistics: ClassVar[bool]
     #: The symbol a diagram draws the op as, in a circle ("+" for add); None draws a labelled box.
     drawing_symbol: ClassVar[str | None]
+    #: A mark before the op's name in its diagram box: an arrow for resampling (up or down),
+    #: a fork for taking a part of the channels; None for none.
+    drawing_mark: ClassVar[str | None]
     #: Whether `to_torch_in_place` builds a module or call that overwrites input 0, saving one
     #: tensor when no other layer and no backward reads that input.
     runs_in_place: ClassVar[bool]
@@ -211,6 +214,11 @@ class Op(BaseModel):
     def warnings(self, inputs: Sequence[Shape]) -> list[str]:
         """Legal but suspicious uses worth a user's attention."""
         return []
+
+    def mismatch_advice(self, layer: str, reader: str) -> str | None:
+        """What `layer`, made by this op, could change when its output does not fit beside the
+        other inputs of `reader` (a concat, an add); None when there is nothing specific."""
+        return None
 
     @abstractmethod
     def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module | TorchCall:

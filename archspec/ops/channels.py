@@ -66,6 +66,7 @@ class Part(ParameterFree, Op):
     output_is_input = False
     running_statistics = False
     drawing_symbol = None
+    drawing_mark = "\N{PITCHFORK}"
     runs_in_place = False
     index: Offset  # 0-based; a ShuffleNet unit has one layer per part
     dim: Annotated[int, Field(ge=1)] = 1  # 0 is the batch axis, which is never split
@@ -197,6 +198,7 @@ class ChannelShuffle(ParameterFree, Op):
     output_is_input = False
     running_statistics = False
     drawing_symbol = None
+    drawing_mark = None
     runs_in_place = False
     groups: Channels
 
@@ -250,6 +252,7 @@ class Pad(ParameterFree, Op):
     output_is_input = False
     running_statistics = False
     drawing_symbol = None
+    drawing_mark = None
     runs_in_place = False
     padding: Offset | Annotated[tuple[Offset, ...], Field(min_length=2, max_length=6)]
     mode: Literal["constant", "reflect", "replicate", "circular"] = "constant"
@@ -355,6 +358,7 @@ class Crop(ParameterFree, Op):
     output_is_input = False
     running_statistics = False
     drawing_symbol = None
+    drawing_mark = None
     runs_in_place = False
     #: One size for every spatial axis or one per axis; None: the size of input 1.
     size: Channels | SpatialSizes | None = None

@@ -47,6 +47,7 @@ class ConvNd(Op):
     output_is_input = False
     running_statistics = False
     drawing_symbol = None
+    drawing_mark = None
     runs_in_place = False
     out_channels: Channels
     kernel: Axes

@@ -72,6 +72,7 @@ class Mean(ParameterFree, Op):
     output_is_input = False
     running_statistics = False
     drawing_symbol = None
+    drawing_mark = None
     runs_in_place = False
 
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:
@@ -147,6 +148,7 @@ class StochasticDepth(IdentityAtInference, ParameterFree, Op):
     arity = (1, 1)
     running_statistics = False
     drawing_symbol = None
+    drawing_mark = None
     runs_in_place = False
 
     def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module:

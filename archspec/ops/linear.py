@@ -23,6 +23,7 @@ class Linear(Op):
     output_is_input = False
     running_statistics = False
     drawing_symbol = None
+    drawing_mark = None
     runs_in_place = False
     out_features: Channels
     bias: bool = True

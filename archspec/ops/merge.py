@@ -108,6 +108,7 @@ class Add(Broadcasting):
 
     op: Literal["add"] = "add"
     drawing_symbol = "+"
+    drawing_mark = None
     function = operator.add
     runs_in_place = True
 
@@ -138,6 +139,7 @@ class Mul(Broadcasting):
 
     op: Literal["mul"] = "mul"
     drawing_symbol = "\N{MULTIPLICATION SIGN}"
+    drawing_mark = None
     function = operator.mul
 
 
@@ -153,6 +155,7 @@ class Concat(ParameterFree, Op):
     output_is_input = False
     running_statistics = False
     drawing_symbol = "||"
+    drawing_mark = None
     runs_in_place = False
 
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:

@@ -36,6 +36,7 @@ class ChannelNorm(Op):
     output_is_input = False
     running_statistics = True
     drawing_symbol = None
+    drawing_mark = None
     runs_in_place = False
     #: Per-sample ranks the torch module takes, the layout an error names, and its nn class.
     ranks: ClassVar[tuple[int, ...]]
@@ -158,6 +159,7 @@ class GroupNorm(Op):
     output_is_input = False
     running_statistics = False
     drawing_symbol = None
+    drawing_mark = None
     runs_in_place = False
     num_groups: Channels
     eps: Annotated[float, Field(gt=0)] = 1e-5
@@ -212,6 +214,7 @@ class LocalResponseNorm(ParameterFree, Op):
     output_is_input = False
     running_statistics = False
     drawing_symbol = None
+    drawing_mark = None
     runs_in_place = False
     size: Channels
     alpha: float = 1e-4

@@ -48,6 +48,7 @@ class SlidingPool(ParameterFree, Op):
     output_is_input = False
     running_statistics = False
     drawing_symbol = None
+    drawing_mark = None
     runs_in_place = False
     kernel: Axes
     stride: Axes | None = None  # torch's default: the kernel size
@@ -247,6 +248,7 @@ class AdaptivePool(ParameterFree, Op):
     output_is_input = False
     running_statistics = False
     drawing_symbol = None
+    drawing_mark = None
     runs_in_place = False
     output_size: Axes
 

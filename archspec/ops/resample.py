@@ -150,6 +150,7 @@ class Upsample(ParameterFree, Op):
     output_is_input = False
     running_statistics = False
     drawing_symbol = None
+    drawing_mark = "\N{UPWARDS ARROW}"
     runs_in_place = False
     mode: Literal["nearest", "bilinear"] = "nearest"
     #: Per axis, an int, or a float giving floor(H * s) rows sampled as `size` would sample them
@@ -198,6 +199,18 @@ class Upsample(ParameterFree, Op):
 
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:
         return (inputs[0][0], *self.output_size(inputs))
+
+    def mismatch_advice(self, layer: str, reader: str) -> str | None:
+        if self.scale_factor is not None:
+            given = f"scale_factor: {list(self.scale_factor)}"
+        elif self.size is not None:
+            given = f"size: {list(self.size)}"
+        else:
+            return None  # sized like its second input already
+        return (
+            f"upsample {layer!r} can take the size of the layer it meets in {reader!r}: "
+            f"`inputs: [its input, that layer]` in place of `{given}`"
+        )
 
     def flops(self, inputs: Sequence[Shape], output: Shape) -> int:
         # nearest copies; bilinear weighs 4 neighbours: 4 multiplies and 3 adds per output element
@@ -275,6 +288,7 @@ class ConvTranspose2d(Op):
     output_is_input = False
     running_statistics = False
     drawing_symbol = None
+    drawing_mark = "\N{UPWARDS ARROW}"
     runs_in_place = False
     out_channels: Channels
     kernel: PositivePair
@@ -328,6 +342,14 @@ class ConvTranspose2d(Op):
                 )
             sizes.append(out)
         return (self.out_channels, *sizes)
+
+    def mismatch_advice(self, layer: str, reader: str) -> str | None:
+        if max(self.stride) == 1:
+            return None
+        return (
+            f"conv_transpose2d {layer!r} grows by up to stride - 1 more rows and columns with "
+            "`output_padding`, or by padding less"
+        )
 
     def param_count(self, inputs: Sequence[Shape]) -> int:
         # weight (C_in, C_out/G, H_k, W_k): each input channel feeds its group's C_out/G outputs,
@@ -395,6 +417,7 @@ class PixelShuffle(ParameterFree, Op):
     output_is_input = False
     running_statistics = False
     drawing_symbol = None
+    drawing_mark = "\N{UPWARDS ARROW}"
     runs_in_place = False
     upscale_factor: Channels
 
@@ -435,6 +458,7 @@ class PixelUnshuffle(ParameterFree, Op):
     output_is_input = False
     running_statistics = False
     drawing_symbol = None
+    drawing_mark = "\N{DOWNWARDS ARROW}"
     runs_in_place = False
     downscale_factor: Channels
 

@@ -35,6 +35,7 @@ class Flatten(ParameterFree, Op):
     output_is_input = False
     running_statistics = False
     drawing_symbol = None
+    drawing_mark = None
     runs_in_place = False
     start_dim: Annotated[int, Field(ge=1)] = 1  # 0 is the batch axis, which is never flattened
 
@@ -89,6 +90,7 @@ class Dropout(IdentityAtInference, ParameterFree, Op):
     arity = (1, 1)
     running_statistics = False
     drawing_symbol = None
+    drawing_mark = None
     runs_in_place = True
     p: Annotated[float, Field(ge=0, lt=1)] = 0.5
 
@@ -116,6 +118,7 @@ class Identity(IdentityAtInference, ParameterFree, Op):
     arity = (1, 1)
     running_statistics = False
     drawing_symbol = None
+    drawing_mark = None
     runs_in_place = False
 
     def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module:

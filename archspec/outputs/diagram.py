@@ -7,7 +7,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from archspec.analysis import Report
+from archspec.analysis import LayerReport, Report
 from archspec.errors import UsageError
 from archspec.files import atomic_write
 from archspec.ir import INPUT
@@ -101,7 +101,7 @@ def build_diagram(report: Report, depth: int | None = None) -> Diagram:
         boxes.append(
             Box(
                 name=name,
-                op=last.op_name if single else f"{len(layers)} layers",
+                op=_marked(last) if single else f"{len(layers)} layers",
                 shape=last.output_shape,
                 params=sum(layer.params for layer in layers),
                 merge=last.op.drawing_symbol if single else None,
@@ -127,6 +127,12 @@ def build_diagram(report: Report, depth: int | None = None) -> Diagram:
         for source, target in pairs
     )
     return Diagram(report.name, tuple(boxes), edges)
+
+
+def _marked(layer: LayerReport) -> str:
+    """The op's name, after its mark: `↑ upsample`."""
+    mark = layer.op.drawing_mark
+    return f"{mark} {layer.op_name}" if mark else layer.op_name
 
 
 def _group(name: str, depth: int | None) -> str:

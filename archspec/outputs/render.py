@@ -83,9 +83,10 @@ def summary_lines(report: Report) -> list[str]:
         f"FLOPs: {totals.flops:,} ({_si(totals.flops)})",
         f"activations: {_bytes(totals.activation_bytes)} per sample (float32)",
     ]
-    for name in report.outputs:
-        layer = report.layer(name)
-        lines.append(f"output {name}: {_shape(layer.output_shape)}")
+    keys = report.output_keys or report.outputs
+    for key, name in zip(keys, report.outputs, strict=True):
+        shown = key if key == name else f"{key} ({name})"
+        lines.append(f"output {shown}: {_shape(report.layer(name).output_shape)}")
     return lines
 
 
