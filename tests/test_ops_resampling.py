@@ -21,7 +21,8 @@ from archspec.backends.torch import compile_module
 from archspec.errors import ShapeError
 from archspec.ops import OPS, Window
 from archspec.ops.base import SHAPE_ONLY
-from archspec.ops.resample import ConvTranspose2d, Upsample
+from archspec.ops.resample import Upsample
+from archspec.ops.transposed import ConvTranspose2d
 
 # -- fields and shape rules ---------------------------------------------------------------------
 

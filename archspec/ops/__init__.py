@@ -15,6 +15,7 @@ from archspec.ops import (
     pooling,
     resample,
     structure,
+    transposed,
 )
 from archspec.ops.activation import (
     ELU,
@@ -80,7 +81,6 @@ from archspec.ops.pooling import (
 )
 from archspec.ops.registry import OPS, build_op, lookup, register
 from archspec.ops.resample import (
-    ConvTranspose2d,
     PixelShuffle,
     PixelUnshuffle,
     Upsample,
@@ -90,6 +90,7 @@ from archspec.ops.structure import (
     Flatten,
     Identity,
 )
+from archspec.ops.transposed import ConvTranspose2d
 
 __all__ = [
     "ELU",
@@ -164,4 +165,5 @@ __all__ = [
     "register",
     "resample",
     "structure",
+    "transposed",
 ]
