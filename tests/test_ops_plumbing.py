@@ -19,7 +19,8 @@ import archspec
 from archspec.backends.torch_source import generate_source
 from archspec.errors import ShapeError
 from archspec.ops import OPS, TorchCall
-from archspec.ops.channels import Chunk, Pad
+from archspec.ops.borders import Pad
+from archspec.ops.channels import Chunk
 
 BATCH = 2
 

@@ -6,6 +6,7 @@ for building a `Network` in Python.
 
 from archspec.ops import (
     activation,
+    borders,
     channels,
     conv,
     elementwise,
@@ -34,11 +35,10 @@ from archspec.ops.activation import (
     Tanh,
 )
 from archspec.ops.base import GLOBAL, POINTWISE, Op, Shape, TorchCall, Window
+from archspec.ops.borders import Crop, Pad
 from archspec.ops.channels import (
     ChannelShuffle,
     Chunk,
-    Crop,
-    Pad,
     Split,
 )
 from archspec.ops.conv import (
@@ -153,6 +153,7 @@ __all__ = [
     "Upsample",
     "Window",
     "activation",
+    "borders",
     "build_op",
     "channels",
     "conv",
