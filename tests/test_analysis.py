@@ -685,3 +685,20 @@ layers:
         "layer 'body.0.left': its output is never used (not read by a layer, not an output) "
         "(and 2 more instances)"
     )
+
+
+def test_warning_when_a_left_out_entry_makes_a_merge_read_one_layer_twice():
+    text = """
+name: left_out_gate
+input: [3, 8, 8]
+params: {gated: false}
+layers:
+  - {name: conv, op: conv2d, out_channels: 4, kernel: 3, padding: 1}
+  - {name: gate, op: sigmoid, when: gated}
+  - {name: scaled, op: mul, inputs: [conv, gate]}
+"""
+    # the gate left out, `scaled` reads conv in its place: conv * conv
+    (message,) = warning_messages(analyze_text(text), "as inputs")
+    assert message.startswith("layer 'scaled': reads 'conv' as inputs 0, 1: an entry it names")
+    gated = analyze_text(text.replace("gated: false", "gated: true"))
+    assert not warning_messages(gated, "as inputs")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Sequence
 
 from archspec.analysis.receptive_field import ReceptiveField, merge, misalignment, stepped
@@ -93,6 +94,14 @@ class _Walk:
         self.ops[layer.name] = op
         for message in op.warnings(inputs):
             self.note(layer, message)
+        for name, count in collections.Counter(layer.inputs).items():
+            if count > 1:
+                places = [str(index) for index, read in enumerate(layer.inputs) if read == name]
+                self.note(
+                    layer,
+                    f"reads {name!r} as inputs {', '.join(places)}: an entry it names may have "
+                    "been left out by `when`, leaving the one before it in its place",
+                )
         params = op.param_count(inputs)
         self.layers.append(
             LayerReport(
