@@ -702,3 +702,26 @@ layers:
     assert message.startswith("layer 'scaled': reads 'conv' as inputs 0, 1: an entry it names")
     gated = analyze_text(text.replace("gated: false", "gated: true"))
     assert not warning_messages(gated, "as inputs")
+
+
+@pytest.mark.parametrize(
+    ("head", "advised"),
+    [
+        ("{op: flatten}", True),  # 16 x 4 x 4 positions become features: pooling would shrink fc
+        ("{op: mean, dims: [2, 3]}", False),  # pooled already
+        ("{op: adaptive_avg_pool2d, output_size: 1}\n  - {op: flatten}", False),
+    ],
+)
+def test_pooling_is_advised_only_for_a_head_on_a_flattened_map(head, advised):
+    report = analyze_text(
+        f"""
+name: head
+input: [3, 4, 4]
+layers:
+  - {{op: conv2d, out_channels: 16, kernel: 1}}
+  - {head}
+  - {{name: fc, op: linear, out_features: 100}}
+"""
+    )
+    (message,) = warning_messages(report, "holds")
+    assert message.endswith("a global pooling before the head would shrink it") == advised

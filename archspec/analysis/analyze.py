@@ -184,6 +184,20 @@ class _Walk:
             self.network.output_keys,
         )
 
+    def _reads_a_flattened_map(self, report: LayerReport) -> bool:
+        """Whether a layer of features reads a map of more than one position, flattened (VGG's
+        classifier): only then would pooling first shrink it."""
+        if len(report.output_shape) != 1:
+            return False
+        reports = {layer.name: layer for layer in self.layers}
+        while True:  # up the features' path to where they left a map
+            shape = report.input_shapes[0]
+            if len(shape) > 1:  # a flatten keeps every position; a mean or a pooling does not
+                return numel(shape[1:]) > 1 and numel(report.output_shape) == numel(shape)
+            if report.inputs[0] == INPUT:
+                return False
+            report = reports[report.inputs[0]]
+
     def _structural_warnings(self, totals: Totals) -> None:
         network = self.network
         readers = network.readers
@@ -191,12 +205,11 @@ class _Walk:
             layer = network.layer(report.name)
             if totals.params and report.params > DOMINANT_SHARE * totals.params:
                 share = report.params / totals.params
-                # only a fully connected layer on a flattened map is shrunk by pooling first
                 advice = "; a global pooling before the head would shrink it"
                 self.note(
                     layer,
                     f"holds {share:.0%} of all parameters ({report.params:,} of "
-                    f"{totals.params:,}){advice if len(report.output_shape) == 1 else ''}",
+                    f"{totals.params:,}){advice if self._reads_a_flattened_map(report) else ''}",
                 )
             if readers[report.name] == 0 and report.name not in network.outputs:
                 self.note(layer, "its output is never used (not read by a layer, not an output)")
