@@ -22,6 +22,8 @@ from archspec.frontend.expressions import (
 from archspec.late import is_late, resolve_value
 
 PARAMS = {"a": 7, "b": -3, "planes": 64, "zero": 0}
+#: With a list parameter: a stage table's column, one row of which is a pair.
+WITH_LISTS = {**PARAMS, "sizes": [16, 32, [3, 5]]}
 ARITHMETIC = {
     "+": operator.add,
     "-": operator.sub,
@@ -140,10 +142,36 @@ def test_arithmetic_examples(text, expected):
         ("ceil(224 / 32)", 7),
         ("make_divisible(32 * 0.75, 8)", 24),
         ("make_divisible(1280 * max(1.0, 1.4), 8)", 1792),
+        ("sqrt(planes)", 8.0),
+        ("round(exp(log(planes)))", 64),
+        ("round(log(planes, 2))", 6),
+        ("len(sizes)", 3),
+        ("sizes[a - 6]", 32),
+        ("sizes[-1][1]", 5),
+        ("[8, 16][planes // 64]", 16),
     ],
 )
 def test_functions(text, expected):
-    assert evaluate(text, PARAMS) == expected
+    assert evaluate(text, WITH_LISTS) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("sizes[3]", r"index 3 is out of range for a list of 3"),
+        ("sizes[-4]", r"index -4 is out of range"),
+        ("sizes[0.5]", r"a list index is a whole number, got 0\.5"),
+        ("sizes[a > 0]", r"a list index is a whole number, got True"),
+        ("planes[0]", r"only a list can be indexed, not 64"),
+        ("log(zero)", r"log\(0\): math domain error"),
+        ("exp(1000)", r"exp\(1000\)"),
+        ("exp(40)", r"larger than"),
+        ("len(planes)", r"len\(64\)"),
+    ],
+)
+def test_indexing_and_functions_fail_with_a_reason(text, message):
+    with pytest.raises(ExpressionError, match=message):
+        evaluate(text, WITH_LISTS)
 
 
 # -- comparisons and logic -------------------------------------------------------------------
@@ -224,7 +252,7 @@ def test_make_divisible_on_mobilenet_widths(channels, width):
 FORBIDDEN = [
     ("planes.real", r"'planes\.real' is not allowed"),
     ("(1).__class__", r"'1 \.__class__' is not allowed"),
-    ("planes[0]", r"'planes\[0\]' is not allowed"),
+    ("sizes[0:2]", r"'sizes\[0:2\]' is not allowed"),
     ("__import__('os')", r"\"__import__\('os'\)\" is not allowed"),
     ("__import__('os').system('true')", r"is not allowed"),
     ("lambda: 1", r"'lambda: 1' is not allowed"),
@@ -256,7 +284,7 @@ def test_forbidden_constructs(text, message):
 
 def test_forbidden_message_lists_what_is_allowed():
     with pytest.raises(
-        ExpressionError, match=r"'x if c else y' and the functions min, max"
+        ExpressionError, match=r"'x if c else y', list\[index\] and the functions min, max"
     ) as caught:
         evaluate("planes.bit_length()", PARAMS)
     assert "make_divisible" in str(caught.value)

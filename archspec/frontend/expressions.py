@@ -48,6 +48,10 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "round": _round,
     "floor": math.floor,
     "ceil": math.ceil,
+    "sqrt": math.sqrt,
+    "exp": math.exp,
+    "log": math.log,  # natural, or log(x, base): RegNet's widths are quantized in log space
+    "len": len,
     "make_divisible": make_divisible,
 }
 
@@ -203,11 +207,13 @@ def _evaluate(node: ast.expr, env: Mapping[str, Any], source: str) -> Any:
             return _call(name, values)
         case ast.List(elts=items) | ast.Tuple(elts=items):
             return [_evaluate(item, env, source) for item in items]
+        case ast.Subscript(value=sequence, slice=index) if not isinstance(index, ast.Slice):
+            return _item(_evaluate(sequence, env, source), _evaluate(index, env, source))
     construct = ast.unparse(node)
     raise ExpressionError(
         f"{construct!r} is not allowed in an expression ({source!r}); "
         "use numbers, parameters, arithmetic, comparisons, 'and', 'or', 'not', "
-        f"'x if c else y' and the functions {', '.join(FUNCTIONS)}"
+        f"'x if c else y', list[index] and the functions {', '.join(FUNCTIONS)}"
     )
 
 
@@ -261,6 +267,18 @@ def _compare(
             raise ExpressionError(f"cannot compare {shown(current)} with {shown(other)}") from error
         current = other
     return True
+
+
+def _item(sequence: Any, index: Any) -> Any:
+    """`sequence[index]`, a list's item (a stage table's row), counted from the end when
+    negative as in Python."""
+    if not isinstance(sequence, list):
+        raise ExpressionError(f"only a list can be indexed, not {shown(sequence)}")
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise ExpressionError(f"a list index is a whole number, got {shown(index)}")
+    if not -len(sequence) <= index < len(sequence):
+        raise ExpressionError(f"index {index} is out of range for a list of {len(sequence)}")
+    return sequence[index]
 
 
 def _call(name: str, values: list[Any]) -> Any:
