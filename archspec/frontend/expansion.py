@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from archspec import ir
-from archspec.errors import Diagnostic, ExpressionError, SpecError, suggest
+from archspec.errors import Diagnostic, ExpressionError, SpecError, shown, suggest
 from archspec.frontend import budget
 from archspec.frontend.arguments import bind_arguments
 from archspec.frontend.budget import ExpansionBudget
@@ -127,10 +127,13 @@ def _input_shape(
         except ExpressionError as error:
             expander.error(("input", index), f"input size {size!r}: {error.message}")
             continue
+        if isinstance(value, Deferred):
+            expander.error(("input", index), "the input's sizes cannot use in_channels")
+            continue
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DIM:
             expander.error(
                 ("input", index),
-                f"input size {size!r} gives {value!r}, not a size from 1 to {MAX_DIM:,}",
+                f"input size {size!r} gives {shown(value)}, not a size from 1 to {MAX_DIM:,}",
             )
             continue
         shape.append(value)
@@ -248,7 +251,7 @@ class _Expander:
             present, count = self._condition_and_repeat(entry, entry_path, scope)
             if count is not None:
                 self.limits.check_repeat(entry, entry_path, count, len(self.layers))
-            entry_input = self._entry_input(entry, entry_path, scope)
+            entry_input = self._entry_input(entry, entry_path, scope, present)
             if not present:
                 self._left_out(entry, entry_path, scope, entry_input)
                 scope.outputs.append(entry_input)  # a left-out entry passes its input on
@@ -472,7 +475,7 @@ class _Expander:
                 "`when` cannot use in_channels: conditions are decided before shapes are known"
             )
         if not isinstance(value, bool):
-            raise ExpressionError(f"`when: {when}` gives {value!r}, not true or false")
+            raise ExpressionError(f"`when: {when}` gives {shown(value)}, not true or false")
         return value
 
     def _repeat(self, entry: LayerEntry, env: Mapping[str, Any]) -> int | None:
@@ -480,21 +483,30 @@ class _Expander:
         if raw is None:
             return None
         value = evaluate_value(raw, env)
+        if isinstance(value, Deferred):
+            raise ExpressionError(
+                "`repeat` cannot use in_channels: the layers are counted before shapes are known"
+            )
         if (
             isinstance(value, bool)
             or not isinstance(value, int)
             or not 1 <= value <= budget.MAX_LAYERS
         ):
             raise ExpressionError(
-                f"repeat must be an integer from 1 to {budget.MAX_LAYERS}, got {value!r}"
+                f"repeat must be an integer from 1 to {budget.MAX_LAYERS}, got {shown(value)}"
             )
         return value
 
-    def _entry_input(self, entry: LayerEntry, path: SourcePath, scope: Scope) -> Ref:
+    def _entry_input(self, entry: LayerEntry, path: SourcePath, scope: Scope, present: bool) -> Ref:
         if entry.inputs is None or isinstance(entry, OpLayer):
             if isinstance(entry, OpLayer) and entry.inputs:
+                # a present op resolves its inputs with it, and reports their problems then
                 return self._input_ref(
-                    entry.inputs[0], (*path, "inputs", 0), scope, _describe(entry, scope)
+                    entry.inputs[0],
+                    (*path, "inputs", 0),
+                    scope,
+                    _describe(entry, scope),
+                    quiet=present,
                 )
             return scope.last
         if len(entry.inputs) != 1:
@@ -507,13 +519,17 @@ class _Expander:
             entry.inputs[0], (*path, "inputs", 0), scope, _describe(entry, scope)
         )
 
-    def _input_ref(self, written: str | int, path: SourcePath, scope: Scope, reader: str) -> Ref:
+    def _input_ref(
+        self, written: str | int, path: SourcePath, scope: Scope, reader: str, quiet: bool = False
+    ) -> Ref:
         """One written input: a name, a template that gives one (`"{skip}"`), or a count of
         entries back in this sequence (-2: the output of the entry before the previous one)."""
         if isinstance(written, int) and written < 0:
             back = len(scope.outputs) + written  # outputs[0] is the sequence's input
             if back < 0:
                 before = len(scope.outputs) - 1
+                if quiet:
+                    return scope.last
                 self.error(
                     path,
                     f"{reader}: input {written} reaches before its sequence ({before} "
@@ -526,7 +542,8 @@ class _Expander:
             try:
                 text = render_name(text, scope.env)
             except ExpressionError as error:
-                self.error(path, f"{reader}: input {written!r}: {error.message}")
+                if not quiet:
+                    self.error(path, f"{reader}: input {written!r}: {error.message}")
                 return scope.last
         return NameRef(scope, text, path, reader)
 

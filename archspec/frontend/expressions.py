@@ -128,8 +128,12 @@ def render_name(template: str, env: Mapping[str, Any]) -> str:
         parts.append(rest[:start])
         expression = rest[start + 1 : end]
         value = evaluate(expression, env)
+        if isinstance(value, Deferred):
+            raise ExpressionError(
+                f"{{{expression}}} uses in_channels: names are given before shapes are known"
+            )
         if isinstance(value, bool) or not isinstance(value, int | str):
-            raise ExpressionError(f"{{{expression}}} gives {value!r}, not a number or a word")
+            raise ExpressionError(f"{{{expression}}} gives {shown(value)}, not a number or a word")
         parts.append(str(value))
         rest = rest[end + 1 :]
     return "".join([*parts, rest])
