@@ -17,6 +17,13 @@ from archspec.errors import shown, suggest
 SourcePath = tuple[str | int, ...]
 
 
+#: Fields torch's constructors take that a spec never writes, and why.
+INFERRED = {
+    name: f"{name} is not written: archspec infers it from the shape arriving at the layer"
+    for name in ("in_channels", "in_features", "num_features", "normalized_shape")
+}
+
+
 def field_messages(
     error: ValidationError,
     data: Any,
@@ -40,9 +47,13 @@ def field_messages(
         kind = "value"
         if item["type"] == "extra_forbidden":
             known = list(fields) if fields is not None else (fields_at or _none)(item["loc"])
-            message = f"{label}unknown field{suggest(str(path[-1]), known)}"
-            if known:
-                message += f"; expected one of {', '.join(known)}"
+            key = str(path[-1])
+            if key in INFERRED:
+                message = f"{label}{INFERRED[key]}"
+            else:
+                message = f"{label}unknown field{suggest(key, known)}"
+                if known:
+                    message += f"; expected one of {', '.join(known)}"
             kind = "key"
         elif item["type"] == "missing":
             message = f"{label}required field is missing"
