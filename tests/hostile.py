@@ -480,6 +480,7 @@ ARGUMENT_CASES = (
                 r"sizes joined",
             ),
             ("input_shape_words", "analyze", ("--input-shape", "axb"), r"sizes joined by x"),
+            ("input_shape_rank", "analyze", ("--input-shape", "8x8"), r"has 2 sizes, and the spec"),
             ("depth_zero", "graph", ("--depth", "0"), r"--depth must be 1 or more"),
             ("max_memory_words", "weights", ("--max-memory", "lots"), r"expected a size"),
             ("freeze_no_match", "validate", ("--freeze", "nothing*"), r"matches no layer"),

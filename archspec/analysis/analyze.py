@@ -31,7 +31,7 @@ def analyze(
     """
     network, own_origins = unwrap(subject)
     origins = origins or own_origins
-    shape = _check_input_shape(input_shape) if input_shape is not None else network.input
+    shape = network.input if input_shape is None else _check_input_shape(input_shape, network.input)
     walk = _Walk(network, origins, shape)
     with paused_gc():
         for layer in network.in_order():
@@ -41,10 +41,16 @@ def analyze(
         return walk.report()
 
 
-def _check_input_shape(shape: Sequence[int]) -> Shape:
+def _check_input_shape(shape: Sequence[int], written: Shape) -> Shape:
     problem = input_shape_problem(shape)
     if problem:
         raise UsageError(problem)
+    if len(shape) != len(written):
+        raise UsageError(
+            f"the input shape {'x'.join(map(str, shape))} has {len(shape)} sizes, and the "
+            f"spec's input {'x'.join(map(str, written))} has {len(written)}: give every size, "
+            "the channels included"
+        )
     return tuple(shape)
 
 
