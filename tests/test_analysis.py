@@ -507,10 +507,17 @@ def test_input_shape_too_small_is_a_positioned_error():
     assert (diagnostic.position.line, diagnostic.position.column) == (11, 5)
 
 
-def test_input_shape_of_wrong_rank_is_a_positioned_error():
-    message = r"lenet5\.yaml:8:5: error: layer 'conv1': conv2d expects an input of shape"
-    with pytest.raises(SpecError, match=message + r" \(C, H, W\), got \(400,\)"):
+def test_input_shape_of_a_rank_the_network_refuses_is_a_usage_error():
+    message = r"the input shape 400 has 1 sizes, and the spec's input 1x32x32 has 3"
+    with pytest.raises(UsageError, match=message):
         analyze_example("lenet5", (400,))
+
+
+def test_a_network_of_features_takes_an_input_of_another_rank():
+    spec = archspec.load(
+        "name: mlp\ninput: [784]\nlayers:\n  - {op: flatten}\n  - {op: linear, out_features: 10}\n"
+    )
+    assert archspec.analyze(spec, (1, 28, 28)).layer("1").output_shape == (10,)
 
 
 @pytest.mark.parametrize("shape", [(1, 0, 32), (1, 2, 3, 4, 5), (), (1, 2_000_000, 32)])

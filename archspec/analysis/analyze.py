@@ -31,26 +31,27 @@ def analyze(
     """
     network, own_origins = unwrap(subject)
     origins = origins or own_origins
-    shape = network.input if input_shape is None else _check_input_shape(input_shape, network.input)
+    shape = network.input if input_shape is None else _check_input_shape(input_shape)
     walk = _Walk(network, origins, shape)
     with paused_gc():
         for layer in network.in_order():
             walk.visit(layer)
+        if walk.errors and len(shape) != len(network.input):
+            # a network of features may take any rank; one that fails was given too few sizes
+            raise UsageError(
+                f"the input shape {'x'.join(map(str, shape))} has {len(shape)} sizes, and the "
+                f"spec's input {'x'.join(map(str, network.input))} has {len(network.input)}: "
+                "give every size, the channels included"
+            )
         if walk.errors:
             raise SpecError.collect(walk.errors)
         return walk.report()
 
 
-def _check_input_shape(shape: Sequence[int], written: Shape) -> Shape:
+def _check_input_shape(shape: Sequence[int]) -> Shape:
     problem = input_shape_problem(shape)
     if problem:
         raise UsageError(problem)
-    if len(shape) != len(written):
-        raise UsageError(
-            f"the input shape {'x'.join(map(str, shape))} has {len(shape)} sizes, and the "
-            f"spec's input {'x'.join(map(str, written))} has {len(written)}: give every size, "
-            "the channels included"
-        )
     return tuple(shape)
 
 
