@@ -294,3 +294,41 @@ layers:
         (16, 16, 16),
         (32, 8, 8),
     ]
+
+
+COMPUTED_OPS = """\
+name: acts
+input: [3, 8, 8]
+params: {act: hardswish}
+blocks:
+  unit:
+    params: {act: relu}
+    layers:
+      - {name: conv, op: conv2d, out_channels: 4, kernel: 3, padding: 1}
+      - {name: act, op: "{act}"}
+layers:
+  - {name: default, block: unit}
+  - {name: passed, block: unit, args: {act: act}}
+  - {name: word, block: unit, args: {act: silu}}
+  - {name: chosen, op: "{'gelu' if act == 'hardswish' else 'relu'}"}
+"""
+
+
+def test_an_op_may_be_named_by_a_parameter():
+    ops = {layer.name: layer.op_name for layer in archspec.load(COMPUTED_OPS).network.layers}
+    assert ops == {
+        "default.conv": "conv2d",
+        "default.act": "relu",
+        "passed.conv": "conv2d",
+        "passed.act": "hardswish",
+        "word.conv": "conv2d",
+        "word.act": "silu",
+        "chosen": "gelu",
+    }
+    module = archspec.compile(COMPUTED_OPS)
+    assert type(module.passed.act).__name__ == "Hardswish"
+
+
+def test_a_computed_op_that_names_no_op_says_what_it_gave():
+    with pytest.raises(SpecError, match=r"9:\d+: error: layer 'passed.act': op '\{act\}' gives "):
+        archspec.load(COMPUTED_OPS, {"act": "swish"})

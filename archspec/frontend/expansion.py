@@ -375,7 +375,13 @@ class _Expander:
             if name not in scope.members:
                 self.error((*path, "name"), f"duplicate layer name {full_name!r}")
             return NodeRef(full_name)
-        layer = LayerDraft(full_name, entry.op, {}, path)
+        op_name = entry.op
+        if is_name_template(op_name):  # `op: "{act}"`: the op a parameter names
+            try:
+                op_name = str(render_name(op_name, scope.env))
+            except ExpressionError as error:
+                self.error((*path, "op"), f"layer {full_name!r}: op {entry.op!r}: {error.message}")
+        layer = LayerDraft(full_name, op_name, {}, path)
         self.layers[full_name] = layer
         if entry.inputs is not None:
             self.pending[full_name] = [
@@ -385,9 +391,10 @@ class _Expander:
         else:
             self.pending[full_name] = [input_ref]
         try:
-            lookup(entry.op)
+            lookup(op_name)
         except KeyError as error:
-            self.error((*path, "op"), f"layer {full_name!r}: {error.args[0]}")
+            computed = f"op {entry.op!r} gives {op_name!r}: " if op_name != entry.op else ""
+            self.error((*path, "op"), f"layer {full_name!r}: {computed}{error.args[0]}")
             return NodeRef(full_name)
         for key, raw in (entry.model_extra or {}).items():
             try:

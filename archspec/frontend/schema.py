@@ -42,6 +42,15 @@ def build_schema() -> dict[str, Any]:
             "additionalProperties": False,
         }
         variants.append({"$ref": f"#/$defs/op_{name}"})
+    # `op: "{act}"`: the op is known once parameters are, and its fields are checked then
+    definitions["op_computed"] = {
+        "type": "object",
+        "title": "computed op",
+        "description": "an op named by an expression in braces, such as {act}",
+        "properties": {"op": {"type": "string", "pattern": "\\{.*\\}"}, **common},
+        "required": ["op"],
+    }
+    variants.append({"$ref": "#/$defs/op_computed"})
     definitions["OpLayer"] = {"title": "OpLayer", "oneOf": variants}
     return {"$schema": SCHEMA_URL, "title": "archspec network spec", **schema}
 
