@@ -11,7 +11,7 @@ from archspec.errors import Diagnostic, ShapeError, SpecError, UsageError, fold_
 from archspec.gcpause import paused_gc
 from archspec.ir import INPUT, HasNetwork, Layer, Network, Origins, input_shape_problem, unwrap
 from archspec.late import LateFieldError, resolve
-from archspec.ops.base import MAX_DIM, Op, Shape, numel
+from archspec.ops.base import MAX_DIM, Op, Shape, format_shape, numel
 
 #: A layer holding more than this share of all parameters earns a warning.
 DOMINANT_SHARE = 0.5
@@ -165,10 +165,13 @@ class _Walk:
         # compared after each input's step: a crop's shift or a shape-only input changes them
         fields = stepped(present, op.window(inputs), self.input_spatial)
         if len(fields) > 1:
-            problem = misalignment(fields)
+            labels = {
+                index: f"{layer.inputs[index]!r} {format_shape(inputs[index])}" for index in fields
+            }
+            problem = misalignment({labels[index]: field for index, field in fields.items()})
             if problem:
                 self.note(layer, f"{problem}; the larger receptive field is reported")
-        field = merge(fields)
+        field = merge(list(fields.values()))
         self.fields[layer.name] = field
         return field
 

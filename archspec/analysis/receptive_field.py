@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
@@ -120,14 +120,15 @@ class ReceptiveField:
 
 def stepped(
     fields: Sequence[ReceptiveField], steps: Steps, input_spatial: Sequence[int]
-) -> list[ReceptiveField]:
-    """Each input's field through its step; inputs read only for their shape add none."""
+) -> dict[int, ReceptiveField]:
+    """Each input's field through its step, by input index; inputs read only for their shape
+    add none."""
     per_input = steps if isinstance(steps, tuple) else (steps,) * len(fields)
-    return [
-        field.through(step, input_spatial)
-        for field, step in zip(fields, per_input, strict=True)
+    return {
+        index: field.through(step, input_spatial)
+        for index, (field, step) in enumerate(zip(fields, per_input, strict=True))
         if step != SHAPE_ONLY
-    ]
+    }
 
 
 def merge(fields: Sequence[ReceptiveField]) -> ReceptiveField:
@@ -149,17 +150,26 @@ def _size(axis: Axis) -> Rational:
     return axis.size
 
 
-def misalignment(fields: Sequence[ReceptiveField]) -> str | None:
-    """Describe how the fields of merging paths differ, or None when they agree."""
-    if any(field.is_global for field in fields):
+def misalignment(fields: Mapping[str, ReceptiveField]) -> str | None:
+    """Describe how the fields of merging paths differ, each path named by its label (the layer
+    it comes from); None when they agree."""
+    if any(field.is_global for field in fields.values()):
         return None
-    strides = sorted({field.stride for field in fields})
-    offsets = sorted({field.offset for field in fields})
-    if len(strides) > 1:
-        return f"paths with different effective strides meet here ({_per_axis(strides)})"
-    if len(offsets) > 1:
-        return f"paths with different receptive-field centres meet here ({_per_axis(offsets)})"
+    for what, facet in (("effective strides", _stride), ("receptive-field centres", _offset)):
+        if len({facet(field) for field in fields.values()}) > 1:
+            listed = ", ".join(
+                f"{_per_axis([facet(field)])} from {label}" for label, field in fields.items()
+            )
+            return f"paths with different {what} meet here ({listed})"
     return None
+
+
+def _stride(field: ReceptiveField) -> tuple[Rational, ...]:
+    return field.stride
+
+
+def _offset(field: ReceptiveField) -> tuple[Rational, ...]:
+    return field.offset
 
 
 def _per_axis(values: Sequence[tuple[Rational, ...]]) -> str:
