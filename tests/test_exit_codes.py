@@ -81,10 +81,15 @@ def test_a_killed_compile_leaves_nothing_behind(tmp_path, signum, code, said):
         # and a child inherits that, so Ctrl-C would never reach the command
         preexec_fn=_default_interrupt,
     )
-    _wait_until_torch_is_loaded(process.pid)  # past the imports, into the work
-    time.sleep(0.5)
-    process.send_signal(signum)
-    _, err = process.communicate(timeout=60)
+    with process:  # closes the pipes however the test ends
+        try:
+            _wait_until_torch_is_loaded(process.pid)  # past the imports, into the work
+            time.sleep(0.5)
+            process.send_signal(signum)
+            # a signal waits for the C call in progress (compiling the generated forward)
+            _, err = process.communicate(timeout=120)
+        finally:
+            process.kill()
     assert process.returncode == code, err
     assert err.strip().splitlines()[-1] == f"archspec: {said}"
     assert os.listdir(output) == []
