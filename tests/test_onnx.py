@@ -189,6 +189,27 @@ def test_a_layer_named_like_a_tensor_of_the_exporter_keeps_its_name(tmp_path, ou
     assert [value.name for value in graph.output] == [output]
 
 
+def test_a_split_read_by_a_folded_conv_keeps_the_conv_s_name_off_its_slice(tmp_path):
+    """The exporter places a split's Slice at its reader, in the reader's scope; when that
+    reader is a conv folded into its norm, the Slice must not be taken for the conv."""
+    spec = archspec.load(
+        """
+name: split_into_folded_conv
+input: [8, 16, 16]
+layers:
+  - {name: conv0, op: conv2d, out_channels: 8, kernel: 1}
+  - {name: relu, op: relu}
+  - {name: part, op: split, sizes: [4, 4], index: 0}
+  - {name: conv, op: conv2d, out_channels: 4, kernel: 3, stride: 2, padding: 1}
+  - {name: bn, op: batchnorm2d}
+"""
+    )
+    report = export_onnx(spec, tmp_path / "split.onnx")
+    assert report.worst_difference is not None
+    graph = onnx.load(tmp_path / "split.onnx").graph
+    assert "conv" not in {name for node in graph.node for name in node.output}
+
+
 def test_several_outputs_keep_their_layer_names_and_a_dynamic_batch(tmp_path):
     spec = archspec.load(TWO_OUTPUTS)
     export_onnx(spec, tmp_path / "two.onnx")

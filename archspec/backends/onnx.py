@@ -289,6 +289,7 @@ def _name_after_layers(model: onnx.ModelProto, report: Report) -> None:
     _one_producer_per_name(graph)
     fixed = {value.name for value in (*graph.input, *graph.output, *graph.initializer)}
     last_output: dict[str, str] = {}
+    folded: set[str] = set()  # layers whose op the exporter merged into the next (conv + norm)
     used: dict[str, int] = {}
     initializers = {tensor.name for tensor in graph.initializer}
     for node in graph.node:
@@ -307,6 +308,12 @@ def _name_after_layers(model: onnx.ModelProto, report: Report) -> None:
         node.name = base if used[base] == 1 else f"{base}_{used[base]}"
         if layer and node.output:
             last_output[layer] = node.output[0]
+        if layer and owner != layer:
+            folded.add(owner)
+    # a folded layer's output is gone; a node in its scope (the slice of a split before it, which
+    # the exporter places at its reader) made some other tensor
+    for layer in folded:
+        last_output.pop(layer, None)
     interface = {value.name for value in (*graph.input, *graph.output)}
     renames = {
         old: layer
