@@ -332,3 +332,30 @@ def test_an_op_may_be_named_by_a_parameter():
 def test_a_computed_op_that_names_no_op_says_what_it_gave():
     with pytest.raises(SpecError, match=r"9:\d+: error: layer 'passed.act': op '\{act\}' gives "):
         archspec.load(COMPUTED_OPS, {"act": "swish"})
+
+
+ALTERNATIVES = """\
+name: alternatives
+input: [4, 8, 8]
+params: {groups: 2}
+layers:
+  - {name: c, op: conv2d, out_channels: 8, kernel: 3, padding: 1, when: groups == 1}
+  - name: c
+    when: groups > 1
+    layers:
+      - {op: conv2d, out_channels: 4, kernel: 3, padding: 1}
+      - {op: conv2d, out_channels: 4, kernel: 5, padding: 2, inputs: input}
+      - {op: concat, inputs: [0, 1]}
+  - {name: act, op: relu, inputs: c}
+"""
+
+
+def test_alternatives_left_out_by_when_may_share_a_name():
+    mixed = archspec.load(ALTERNATIVES).network
+    assert [layer.name for layer in mixed.layers] == ["c.0", "c.1", "c.2", "act"]
+    assert mixed.layer("act").inputs == ("c.2",)
+    single = archspec.load(ALTERNATIVES, {"groups": 1}).network
+    assert [layer.name for layer in single.layers] == ["c", "act"]
+    both = ALTERNATIVES.replace("when: groups == 1", "when: groups >= 1")
+    with pytest.raises(SpecError, match=r"6:11: error: duplicate layer name 'c'"):
+        archspec.load(both)

@@ -313,7 +313,7 @@ class _Expander:
         """An entry whose `when` is false: no layers, and its name passes its input through."""
         self.limits.count_entry(path)
         if entry.name is not None:
-            self._add_member(scope, entry.name, Member(entry_input), path)
+            self._add_member(scope, entry.name, Member(entry_input, left_out=True), path)
 
     def _named_repeat(
         self,
@@ -555,9 +555,14 @@ class _Expander:
         return NameRef(scope, text, path, reader)
 
     def _add_member(self, scope: Scope, name: str, member: Member, path: SourcePath) -> None:
+        existing = scope.members.get(name)
         if name == INPUT:
             self.error((*path, "name"), f"a layer cannot be named {INPUT!r}: it names the input")
-        elif name in scope.members:
+        elif existing is not None and (member.left_out or existing.left_out):
+            # alternatives under one name: the present one keeps it
+            if member.left_out:
+                return
+        elif existing is not None:
             self.error((*path, "name"), f"duplicate layer name {scope.prefix + name!r}")
         scope.members[name] = member
 

@@ -40,6 +40,9 @@ class Member:
     scope: Scope | None = None  # set for groups and blocks, so dotted names can reach inside
     # stands in for an entry the schema refused: names leading into it are not errors again
     opaque: bool = False
+    # an entry left out by `when`, passing its input on: a present entry may take its name
+    # (two alternatives, `when: a == 1` and `when: a > 1`, under one name)
+    left_out: bool = False
 
 
 @dataclass(eq=False)
