@@ -594,8 +594,8 @@ def test_parameter_errors_point_at_the_parameter():
     ("body", "expected"),
     [
         (
-            "layers:\n  - {name: g, layers: [{op: relu}], repeat: 0}\n",
-            "<spec>:4:45: error: layer 'g': repeat must be an integer from 1 to 200000, got 0",
+            "layers:\n  - {name: g, layers: [{op: relu}], repeat: -1}\n",
+            "<spec>:4:45: error: layer 'g': repeat must be an integer from 0 to 200000, got -1",
         ),
         (
             "params: {a: 1, b: c + 1}\nlayers: [{op: relu}]\n",
@@ -689,7 +689,7 @@ def test_cycle_names_its_layers():
         ),
         (
             "layers:\n  - {name: g, layers: [{op: relu}], repeat: '-1'}\n",
-            r"repeat must be an integer from 1",
+            r"repeat must be an integer from 0",
         ),
         ("layers:\n  - {name: g, layers: [{op: relu}], repeat: 200001}\n", r"got 200001"),
         (
@@ -747,3 +747,13 @@ def test_repeats_past_the_layer_limit_fail_quickly():
     body = "layers:\n  - {layers: [{layers: [{op: relu}], repeat: 1000}], repeat: 1000}\n"
     with within(0.5), pytest.raises(SpecError, match=r"expands to more than 200000"):
         expand(body)
+
+
+def test_a_repeat_of_zero_leaves_the_entry_out():
+    network = expand(
+        "params: {depth: 1}\nlayers:\n"
+        "  - {name: first, op: conv2d, out_channels: 4, kernel: 1}\n"
+        "  - {name: rest, layers: [{op: relu}], repeat: depth - 1}\n"
+        "  - {name: head, op: relu, inputs: rest}\n"
+    )
+    assert wiring(network) == {"first": ("input",), "head": ("first",)}

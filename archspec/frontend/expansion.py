@@ -467,7 +467,9 @@ class _Expander:
             self.error((*path, "when"), f"{_describe(entry, scope)}: {error.message}")
             return False, None
         try:
-            return present, self._repeat(entry, scope.env) if present else None
+            count = self._repeat(entry, scope.env) if present else None
+            # no instance: left out, as `when: false` leaves it (`repeat: depth - 1`, depth 1)
+            return (False, None) if count == 0 else (present, count)
         except ExpressionError as error:
             self.error((*path, "repeat"), f"{_describe(entry, scope)}: {error.message}")
             return False, None
@@ -497,10 +499,10 @@ class _Expander:
         if (
             isinstance(value, bool)
             or not isinstance(value, int)
-            or not 1 <= value <= budget.MAX_LAYERS
+            or not 0 <= value <= budget.MAX_LAYERS
         ):
             raise ExpressionError(
-                f"repeat must be an integer from 1 to {budget.MAX_LAYERS}, got {shown(value)}"
+                f"repeat must be an integer from 0 to {budget.MAX_LAYERS}, got {shown(value)}"
             )
         return value
 
@@ -586,5 +588,5 @@ def _describe(entry: LayerEntry, scope: Scope) -> str:
     return (
         f"layer {scope.prefix + entry.name!r}"
         if entry.name
-        else f"layer in {scope.prefix or 'layers'!r}"
+        else f"layer in {scope.prefix.rstrip('.') or 'layers'!r}"
     )
