@@ -436,8 +436,9 @@ def test_receptive_field_residual_with_misaligned_centres():
     assert report.layer("add").to_json()["receptive_field"]["aligned"] is False
     assert not report.layer("relu").receptive_field.aligned  # carried downstream
     assert warning_messages(report, "paths") == [
-        "layer 'add': paths with different receptive-field centres meet here (0x0 from 'conv2' "
-        "(8, 8, 8), 0.5x0.5 from 'shortcut' (8, 8, 8)); the larger receptive field is reported"
+        "layer 'add': paths with different receptive-field centres meet here (centre 0x0 from "
+        "'conv2' (8, 8, 8), centre 0.5x0.5 from 'shortcut' (8, 8, 8)); the larger receptive "
+        "field is reported"
     ]
 
 
@@ -456,8 +457,8 @@ def test_receptive_field_merge_with_misaligned_strides():
     assert not field.aligned
     (message,) = warning_messages(report, "paths")
     assert message.startswith(
-        "layer 'add': paths with different effective strides meet here (2x2 from 'subsample' "
-        "(4, 4, 4), 1x1 from 'wide' (4, 4, 4))"
+        "layer 'add': paths with different effective strides meet here (stride 2x2 from "
+        "'subsample' (4, 4, 4), stride 1x1 from 'wide' (4, 4, 4))"
     )
 
 

@@ -155,10 +155,14 @@ def misalignment(fields: Mapping[str, ReceptiveField]) -> str | None:
     it comes from); None when they agree."""
     if any(field.is_global for field in fields.values()):
         return None
-    for what, facet in (("effective strides", _stride), ("receptive-field centres", _offset)):
+    for what, each, facet in (
+        ("effective strides", "stride", _stride),
+        ("receptive-field centres", "centre", _offset),
+    ):
         if len({facet(field) for field in fields.values()}) > 1:
             listed = ", ".join(
-                f"{_per_axis([facet(field)])} from {label}" for label, field in fields.items()
+                f"{each} {_per_axis([facet(field)])} from {label}"
+                for label, field in fields.items()
             )
             return f"paths with different {what} meet here ({listed})"
     return None
