@@ -149,6 +149,9 @@ def test_arithmetic_examples(text, expected):
         ("sizes[a - 6]", 32),
         ("sizes[-1][1]", 5),
         ("[8, 16][planes // 64]", 16),
+        ("[planes // 4] * 4", [16, 16, 16, 16]),
+        ("2 * [a]", [7, 7]),
+        ("[1] + [2, 3]", [1, 2, 3]),
     ],
 )
 def test_functions(text, expected):
@@ -167,6 +170,11 @@ def test_functions(text, expected):
         ("exp(1000)", r"exp\(1000\)"),
         ("exp(40)", r"larger than"),
         ("len(planes)", r"len\(64\)"),
+        ("[1] * 10**9", r"the list would have 1,000,000,000 items, more than 10,000"),
+        ("([1] * 10000) * 2", r"20,000 items"),
+        ("[1] * 2.5", r"a list repeats a whole number of times, not 2\.5"),
+        ("[1] - [1]", r"lists join with \+ and repeat with \*"),
+        ("[1] + 2", r"lists join with \+"),
     ],
 )
 def test_indexing_and_functions_fail_with_a_reason(text, message):

@@ -17,6 +17,8 @@ MAX_EXPRESSION_LENGTH = 500
 # Spec numbers are layer sizes; anything beyond this is a mistake or an attack on the evaluator.
 MAX_MAGNITUDE = 10**15
 MAX_EXPONENT = 64
+#: Items a list built by an expression (`[4] * n`) may have.
+MAX_LIST_ITEMS = 10_000
 
 
 def make_divisible(value: float, divisor: int, min_value: int | None = None) -> int:
@@ -239,6 +241,8 @@ def _lookup(name: str, env: Mapping[str, Any]) -> Any:
 def _binary(op: ast.operator, left: Any, right: Any) -> Any:
     if isinstance(op, ast.Pow) and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
         raise ExpressionError(f"exponent {right} is too large (at most {MAX_EXPONENT})")
+    if isinstance(left, list) or isinstance(right, list):
+        return _list_arithmetic(op, left, right)
     if not (isinstance(left, int | float) and isinstance(right, int | float)):
         raise ExpressionError(f"arithmetic needs numbers, got {shown(left)} and {shown(right)}")
     try:
@@ -249,6 +253,27 @@ def _binary(op: ast.operator, left: Any, right: Any) -> Any:
         raise ExpressionError(
             f"cannot compute {shown(left)} and {shown(right)}: {error}"
         ) from error
+
+
+def _list_arithmetic(op: ast.operator, left: Any, right: Any) -> list[Any]:
+    """`[4] * 3` repeats a list and `a + b` joins two (split sizes whose count is a
+    parameter), up to MAX_LIST_ITEMS items."""
+    if isinstance(op, ast.Add) and isinstance(left, list) and isinstance(right, list):
+        length = len(left) + len(right)
+    elif isinstance(op, ast.Mult) and isinstance(left, list) != isinstance(right, list):
+        times = right if isinstance(left, list) else left
+        if isinstance(times, bool) or not isinstance(times, int):
+            raise ExpressionError(f"a list repeats a whole number of times, not {shown(times)}")
+        length = max(0, times) * len(left if isinstance(left, list) else right)
+    else:
+        raise ExpressionError(
+            f"lists join with + and repeat with * a whole number, got {shown(left)} and "
+            f"{shown(right)}"
+        )
+    if length > MAX_LIST_ITEMS:
+        raise ExpressionError(f"the list would have {length:,} items, more than {MAX_LIST_ITEMS:,}")
+    result: list[Any] = _BINARY[type(op)](left, right)
+    return result
 
 
 def _compare(
