@@ -480,12 +480,22 @@ ARGUMENT_CASES = (
                 r"sizes joined",
             ),
             ("input_shape_words", "analyze", ("--input-shape", "axb"), r"sizes joined by x"),
-            ("input_shape_rank", "analyze", ("--input-shape", "8x8"), r"has 2 sizes, and the spec"),
             ("depth_zero", "graph", ("--depth", "0"), r"--depth must be 1 or more"),
             ("max_memory_words", "weights", ("--max-memory", "lots"), r"expected a size"),
             ("freeze_no_match", "validate", ("--freeze", "nothing*"), r"matches no layer"),
             ("weights_into_source", "source", ("--weights", "DIR/w.pt"), r"holds no weights"),
         ]
+    ]
+    + [
+        # the rank is said first, then the errors it led to, positioned in the spec
+        Case(
+            f"option_input_shape_{name}",
+            GOOD,
+            commands=("table",),
+            args=("--input-shape", shape),
+            message=r"has \d sizes, and the spec's input 3x8x8 has 3: .* at the shape given",
+        )
+        for name, shape in (("fewer_sizes", "8x8"), ("more_sizes", "3x8x8x8"))
     ]
     + [
         Case(

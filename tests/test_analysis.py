@@ -509,10 +509,12 @@ def test_input_shape_too_small_is_a_positioned_error():
     assert (diagnostic.position.line, diagnostic.position.column) == (11, 5)
 
 
-def test_input_shape_of_a_rank_the_network_refuses_is_a_usage_error():
-    message = r"the input shape 400 has 1 sizes, and the spec's input 1x32x32 has 3"
-    with pytest.raises(UsageError, match=message):
+def test_input_shape_of_a_rank_the_network_refuses_says_so_before_its_errors():
+    message = r"^error: the input shape 400 has 1 sizes, and the spec's input 1x32x32 has 3"
+    with pytest.raises(SpecError, match=message) as caught:
         analyze_example("lenet5", (400,))
+    # the errors it led to follow, positioned
+    assert "lenet5.yaml:8:5: error: layer 'conv1': conv2d expects an input" in str(caught.value)
 
 
 def test_a_network_of_features_takes_an_input_of_another_rank():

@@ -535,3 +535,10 @@ def test_written_numbers_meet_the_bounds_of_computed_ones():
         evaluate_value(10**5000, {})
     with pytest.raises(ExpressionError, match=r"the number 1e\+300, which is larger than"):
         evaluate_value([1, 1e300], {})
+
+
+def test_a_deferred_expression_keeps_only_the_names_it_reads():
+    """A layer reading in_channels must not copy every parameter (a long list) with it."""
+    deferred = evaluate("in_channels * a", {**PARAMS, "table": list(range(100_000))})
+    assert isinstance(deferred, Deferred)
+    assert dict(deferred.env) == {"a": 7}

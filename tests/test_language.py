@@ -359,3 +359,31 @@ def test_alternatives_left_out_by_when_may_share_a_name():
     both = ALTERNATIVES.replace("when: groups == 1", "when: groups >= 1")
     with pytest.raises(SpecError, match=r"6:11: error: duplicate layer name 'c'"):
         archspec.load(both)
+
+
+def test_in_channels_inside_a_list_argument_waits_for_the_shape():
+    text = """\
+name: late_list
+input: [3, 8, 8]
+blocks:
+  b:
+    params: {k: null}
+    layers:
+      - {name: conv, op: conv2d, out_channels: "k[0] * 2", kernel: 1}
+      - {name: act, op: "{'relu' if k[0] == 3 else 'sigmoid'}"}
+layers:
+  - {name: s, block: b, args: {k: [in_channels]}}
+"""
+    # a name is given before shapes are known: an error, not a silent sigmoid
+    with pytest.raises(SpecError, match=r"8:\d+: error: layer 's.act': op .* uses in_channels"):
+        archspec.load(text)
+    act = "\n      - {name: act, op: \"{'relu' if k[0] == 3 else 'sigmoid'}\"}"
+    resolved = text.replace(act, "")
+    assert archspec.analyze(archspec.load(resolved)).layer("s.conv").output_shape == (6, 8, 8)
+
+
+def test_a_computed_op_that_fails_is_one_error():
+    with pytest.raises(SpecError) as caught:
+        archspec.load(COMPUTED_OPS.replace('op: "{act}"', 'op: "{unknown}"'))
+    assert len(caught.value.diagnostics) == 1
+    assert "unknown name 'unknown'" in str(caught.value)

@@ -37,12 +37,14 @@ def analyze(
         for layer in network.in_order():
             walk.visit(layer)
         if walk.errors and len(shape) != len(network.input):
-            # a network of features may take any rank; one that fails was given too few sizes
-            raise UsageError(
+            # a network of features may take any rank; where one fails, the rank is the likely
+            # mistake, said first, and the errors it led to follow
+            rank = Diagnostic(
                 f"the input shape {'x'.join(map(str, shape))} has {len(shape)} sizes, and the "
                 f"spec's input {'x'.join(map(str, network.input))} has {len(network.input)}: "
-                "give every size, the channels included"
+                "give every size, the channels included; at the shape given:"
             )
+            walk.errors.insert(0, rank)
         if walk.errors:
             raise SpecError.collect(walk.errors)
         return walk.report()

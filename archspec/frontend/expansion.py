@@ -375,12 +375,15 @@ class _Expander:
             if name not in scope.members:
                 self.error((*path, "name"), f"duplicate layer name {full_name!r}")
             return NodeRef(full_name)
-        op_name = entry.op
+        op_name, named = entry.op, True
         if is_name_template(op_name):  # `op: "{act}"`: the op a parameter names
             try:
                 op_name = str(render_name(op_name, scope.env))
             except ExpressionError as error:
-                self.error((*path, "op"), f"layer {full_name!r}: op {entry.op!r}: {error.message}")
+                self.error(
+                    (*path, "op"), f"layer {full_name!r}: op {shown(entry.op)}: {error.message}"
+                )
+                named = False
         layer = LayerDraft(full_name, op_name, {}, path)
         self.layers[full_name] = layer
         if entry.inputs is not None:
@@ -390,11 +393,14 @@ class _Expander:
             ]
         else:
             self.pending[full_name] = [input_ref]
+        if not named:
+            return NodeRef(full_name)
         try:
             lookup(op_name)
         except KeyError as error:
-            computed = f"op {entry.op!r} gives {op_name!r}: " if op_name != entry.op else ""
-            self.error((*path, "op"), f"layer {full_name!r}: {computed}{error.args[0]}")
+            computed = f"op {shown(entry.op)} gives {shown(op_name)}: "
+            said = error.args[0] if op_name == entry.op else computed + error.args[0]
+            self.error((*path, "op"), f"layer {full_name!r}: {said}")
             return NodeRef(full_name)
         for key, raw in (entry.model_extra or {}).items():
             try:

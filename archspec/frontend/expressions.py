@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 from archspec.errors import ExpressionError, shown, suggest
-from archspec.late import LATE_NAMES, LateValue, resolve_value
+from archspec.late import LATE_NAMES, LateValue, is_late, resolve_value
 
 MAX_EXPRESSION_LENGTH = 500
 # Spec numbers are layer sizes; anything beyond this is a mistake or an attack on the evaluator.
@@ -156,7 +156,9 @@ def evaluate(expression: str, env: Mapping[str, Any]) -> Any:
     try:
         return _evaluate(tree, env, expression)
     except _LateName:
-        return Deferred(expression, dict(env))
+        # only what it reads: a parameter holding a long list is not copied for every layer
+        read = {name: env[name] for name in names_in(expression) if name in env}
+        return Deferred(expression, read)
     except RecursionError as error:
         raise ExpressionError(f"expression nests too deeply ({shown(expression)})") from error
 
@@ -226,7 +228,7 @@ def _evaluate(node: ast.expr, env: Mapping[str, Any], source: str) -> Any:
 def _lookup(name: str, env: Mapping[str, Any]) -> Any:
     if name in env:
         value = env[name]
-        if isinstance(value, Deferred):
+        if is_late(value):  # a list holding one (`[in_channels]`) waits as a whole
             raise _LateName(name)
         return value
     if name in LATE_NAMES:

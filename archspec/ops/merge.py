@@ -150,8 +150,8 @@ class Concat(ParameterFree, Op):
     op: Literal["concat"] = "concat"
     dim: Annotated[int, Field(ge=1)] = 1
     arity = (2, None)
-    # conservative: cat's backward only slices the incoming gradient, so False would hold
-    output_kept_for_backward = True
+    # cat's backward only slices the incoming gradient
+    output_kept_for_backward = False
     output_is_input = False
     running_statistics = False
     drawing_symbol = "||"

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from archspec.errors import suggest
+from archspec.errors import shown, suggest
 from archspec.ops.base import Op
 
 OpType = TypeVar("OpType", bound=Op)
@@ -31,7 +31,7 @@ def lookup(name: str) -> type[Op]:
         return OPS[name]
     except KeyError:
         raise KeyError(
-            f"unknown op {name!r}{suggest(name, OPS)}; known ops: {', '.join(sorted(OPS))}"
+            f"unknown op {shown(name)}{suggest(name, OPS)}; known ops: {', '.join(sorted(OPS))}"
         ) from None
 
 
