@@ -59,6 +59,17 @@ class Case:
 # -- YAML ----------------------------------------------------------------------------------------
 
 
+def _table_per_instance(items: int, instances: int) -> str:
+    table = ", ".join(str(index % 7 + 1) for index in range(items))
+    return (
+        f"name: net\ninput: [3, 8, 8]\nparams: {{table: [{table}]}}\nblocks:\n  b:\n"
+        "    params: {rows: table, k: 0}\n    layers:\n"
+        '      - {op: conv2d, out_channels: "rows[k] + in_channels", kernel: 1}\n'
+        f"layers:\n  - {{name: s, block: b, repeat: {instances}, "
+        'args: {rows: table, k: "i % 7"}}\n'
+    )
+
+
 def _alias_bomb(levels: int) -> str:
     lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
     lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels + 1)]
@@ -331,6 +342,8 @@ EXPANSION_CASES = [
         message=r"more than 800,000 entries",
     ),
     Case("chain_of_left_out_layers", _chain_of_left_out(20_000), commands=LOADING, exit=0),
+    # a long table read by every instance: checked once, not copied per layer
+    Case("table_read_by_every_instance", _table_per_instance(200_000, 3_000), exit=0),
     Case("long_cycle", _cycle(20_000), commands=LOADING, message=r"cycle between layers: l0 ->"),
     Case(
         "many_unknown_names",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import math
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -88,10 +89,20 @@ class Deferred(LateValue):
 
     expression: str
     env: Mapping[str, Any]
+    #: The names in `env` whose values wait for late names too (`k: [in_channels]`); the
+    #: others, a long table say, are used as they are.
+    waiting: frozenset[str] = frozenset()
 
     def resolve(self, late: Mapping[str, Any]) -> Any:
-        env = {name: resolve_value(value, late) for name, value in self.env.items()}
-        return _evaluate(_parse(self.expression), {**env, **late}, self.expression)
+        env = {
+            name: resolve_value(value, late) if name in self.waiting else value
+            for name, value in self.env.items()
+        }
+        with checked_lists():
+            for value in env.values():
+                if isinstance(value, list):  # resolved now, or never waiting: no late value
+                    _CHECKED_LISTS[id(value)] = value
+            return _evaluate(_parse(self.expression), {**env, **late}, self.expression)
 
 
 class _LateName(Exception):
@@ -113,10 +124,38 @@ def evaluate_value(value: Any, env: Mapping[str, Any]) -> Any:
     if isinstance(value, str):
         return value if is_literal_word(value, env) else evaluate(value, env)
     if isinstance(value, list):
-        return [evaluate_value(item, env) for item in value]
+        if _CHECKED_LISTS.get(id(value)) is value:
+            return value
+        evaluated = [evaluate_value(item, env) for item in value]
+        if not all(type(item) in (int, float, bool) for item in value):
+            return evaluated
+        # a table of numbers is checked once, not for every block instance that reads it
+        if len(_CHECKED_LISTS) >= MAX_CHECKED_LISTS:
+            _CHECKED_LISTS.clear()
+        _CHECKED_LISTS[id(value)] = value
+        return value
     if isinstance(value, int | float):
         return _checked(value, "the number")
     return value
+
+
+#: Lists of plain numbers already checked, by id; each is kept alive here, so its id stays its.
+_CHECKED_LISTS: dict[int, list[Any]] = {}
+MAX_CHECKED_LISTS = 256
+
+
+def _may_be_late(value: Any) -> bool:
+    """Whether `value` holds a late value; a table checked already holds numbers only."""
+    return _CHECKED_LISTS.get(id(value)) is not value and is_late(value)
+
+
+@contextlib.contextmanager
+def checked_lists() -> Iterator[None]:
+    """Remember the lists of numbers checked while one spec loads, and let go of them after."""
+    try:
+        yield
+    finally:
+        _CHECKED_LISTS.clear()
 
 
 def render_name(template: str, env: Mapping[str, Any]) -> str:
@@ -158,7 +197,8 @@ def evaluate(expression: str, env: Mapping[str, Any]) -> Any:
     except _LateName:
         # only what it reads: a parameter holding a long list is not copied for every layer
         read = {name: env[name] for name in names_in(expression) if name in env}
-        return Deferred(expression, read)
+        waiting = frozenset(name for name, value in read.items() if _may_be_late(value))
+        return Deferred(expression, read, waiting)
     except RecursionError as error:
         raise ExpressionError(f"expression nests too deeply ({shown(expression)})") from error
 
@@ -228,7 +268,7 @@ def _evaluate(node: ast.expr, env: Mapping[str, Any], source: str) -> Any:
 def _lookup(name: str, env: Mapping[str, Any]) -> Any:
     if name in env:
         value = env[name]
-        if is_late(value):  # a list holding one (`[in_channels]`) waits as a whole
+        if _may_be_late(value):  # a list holding one (`[in_channels]`) waits as a whole
             raise _LateName(name)
         return value
     if name in LATE_NAMES:

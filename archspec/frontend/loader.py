@@ -18,7 +18,7 @@ from archspec.errors import (
     suggest,
 )
 from archspec.frontend.expansion import build_network, expansion_errors
-from archspec.frontend.expressions import evaluate_value, names_in
+from archspec.frontend.expressions import checked_lists, evaluate_value, names_in
 from archspec.frontend.spec import (
     SpecDocument,
     broken_entries,
@@ -74,7 +74,7 @@ def load(
     # imports yaml: only once a spec is read
     from archspec.frontend.source import SourceOrigins, read_source
 
-    with paused_gc():
+    with paused_gc(), checked_lists():
         source = read_source(spec)
         document, schema_errors, broken = validate_document(source)
         if schema_errors:
