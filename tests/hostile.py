@@ -611,11 +611,15 @@ MEMORY_CASES = [
         positioned=False,
     ),
     Case(
-        # the user's ceiling overrides the measured room: torch's allocation then fails
-        "export_batch_of_a_million_past_a_wrong_ceiling",
-        GOOD,
+        # the user's ceiling overrides the measured room: torch's first allocation (the
+        # example batch, 12 TB) then fails at once, before it touches any memory
+        "export_batch_past_a_wrong_ceiling",
+        spec_of(
+            "{name: conv, op: conv2d, out_channels: 4, kernel: 3}",
+            head="name: net\ninput: [3, 1000, 1000]\n",
+        ),
         commands=("onnx",),
-        args=("--batch", "1000000", "--max-memory", "1T"),
+        args=("--batch", "1000000", "--max-memory", "100000T"),
         message=r"ran out of memory",
         positioned=False,
     ),
