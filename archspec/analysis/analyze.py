@@ -103,14 +103,8 @@ class _Walk:
         self.ops[layer.name] = op
         for message in op.warnings(inputs):
             self.note(layer, message)
-        for name, count in collections.Counter(layer.inputs).items():
-            if count > 1:
-                places = [str(index) for index, read in enumerate(layer.inputs) if read == name]
-                self.note(
-                    layer,
-                    f"reads {name!r} as inputs {', '.join(places)}: an entry it names may have "
-                    "been left out by `when`, leaving the one before it in its place",
-                )
+        if len(set(layer.inputs)) < len(layer.inputs):  # rare: counted only then
+            self._note_repeated_reads(layer)
         params = op.param_count(inputs)
         self.layers.append(
             LayerReport(
@@ -129,6 +123,16 @@ class _Walk:
                 origin=layer.origin,
             )
         )
+
+    def _note_repeated_reads(self, layer: Layer) -> None:
+        for name, count in collections.Counter(layer.inputs).items():
+            if count > 1:
+                places = [str(index) for index, read in enumerate(layer.inputs) if read == name]
+                self.note(
+                    layer,
+                    f"reads {name!r} as inputs {', '.join(places)}: an entry it names may have "
+                    "been left out by `when`, leaving the one before it in its place",
+                )
 
     def _sources(self, layer: Layer) -> str:
         """Where the inputs of a layer joining paths come from, and what the ops making them

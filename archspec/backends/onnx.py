@@ -243,6 +243,12 @@ def _serialize(model: onnx.ModelProto, name: str) -> bytes:
     return data
 
 
+def _tensor_names(graph: onnx.GraphProto) -> set[str]:
+    """Every name a tensor of `graph` bears: nodes' inputs and outputs, the graph's own."""
+    names = {name for node in graph.node for name in (*node.input, *node.output)}
+    return names | {value.name for value in (*graph.input, *graph.output, *graph.initializer)}
+
+
 def _free_name(name: str, taken: set[str]) -> str:
     return next(f"{name}_{k}" for k in itertools.count(1) if f"{name}_{k}" not in taken)
 
@@ -255,8 +261,7 @@ def _one_producer_per_name(graph: onnx.GraphProto) -> None:
     producers.update(name for node in graph.node for name in node.output)
     if all(count == 1 for count in producers.values()):
         return
-    taken = {name for node in graph.node for name in (*node.input, *node.output)}
-    taken |= {value.name for value in (*graph.input, *graph.output, *graph.initializer)}
+    taken = _tensor_names(graph)
     current: dict[str, str] = {}
     first: dict[str, str] = {}  # the name the value_info of a clashing name describes
 
@@ -323,7 +328,7 @@ def _name_after_layers(model: onnx.ModelProto, report: Report) -> None:
     # the exporter's own tensor or constant may bear a layer's name (a channel shuffle's
     # `transpose` beside a layer called transpose): it takes a free name, as names must be
     # unique and a name that is a layer's must mean that layer's output
-    taken = fixed | {name for node in graph.node for name in (*node.input, *node.output)}
+    taken = _tensor_names(graph)
     for name in sorted((taken & layers) - renames.keys() - interface):
         renames[name] = _free_name(name, taken | layers)
         taken.add(renames[name])
