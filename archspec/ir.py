@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from archspec.errors import Position, SpecError, suggest
 from archspec.ops.base import MAX_DIM, Op, Shape
+from archspec.ops.layouts import LETTERS, Layout, default_layout
 from archspec.ops.registry import OPS
 
 if TYPE_CHECKING:
@@ -115,12 +116,15 @@ class Network:
     #: (as torchvision's segmentation models return {"out": ..., "aux": ...}), and ONNX names
     #: its outputs so. Empty: one output is returned alone, several as a tuple.
     output_keys: tuple[str, ...] = ()
+    #: The input's layout, one letter per axis ("LC" for tokens, "HWC" channels last); None:
+    #: channels first, (F,), (C, L), (C, H, W) or (C, T, H, W) by rank.
+    layout: Layout | None = None
     order: tuple[str, ...] = field(default=(), init=False, compare=False)
     by_name: Mapping[str, Layer] = field(default_factory=dict, init=False, compare=False)
 
     def __post_init__(self) -> None:
         layers = _with_default_inputs(tuple(self.layers))
-        problem = input_shape_problem(self.input)
+        problem = input_shape_problem(self.input) or layout_problem(self.layout, len(self.input))
         if problem:
             raise NetworkError(problem)
         by_name = _index(layers)
@@ -139,6 +143,10 @@ class Network:
 
     def layer(self, name: str) -> Layer:
         return self.by_name[name]
+
+    def input_layout(self, rank: int) -> Layout:
+        """The layout of an input of `rank` axes: the spec's, or channels first."""
+        return self.layout if self.layout and len(self.layout) == rank else default_layout(rank)
 
     def in_order(self) -> Iterable[Layer]:
         return (self.by_name[name] for name in self.order)
@@ -198,6 +206,23 @@ def input_shape_problem(shape: Sequence[int]) -> str | None:
         return (
             f"input shape must be 1 to 4 sizes from 1 to {MAX_DIM} ([F], [C, L], [C, H, W] or "
             f"[C, T, H, W]), got {list(shape)}"
+        )
+    return None
+
+
+def layout_problem(layout: object, rank: int) -> str | None:
+    """Why `layout` cannot be that of an input of `rank` axes, or None."""
+    if layout is None:
+        return None
+    if (
+        not isinstance(layout, str)
+        or len(layout) != rank
+        or any(axis not in LETTERS for axis in layout)
+        or len(set(layout)) != len(layout)
+    ):
+        return (
+            f"input layout must be {rank} distinct letters, one per input axis, of {LETTERS} "
+            f"(C channels or features, L T H W positions; as CHW, HWC or LC), got {layout!r}"
         )
     return None
 

@@ -26,6 +26,7 @@ FACET_CLASS_VARS = frozenset(
         "drawing_symbol",
         "drawing_mark",
         "runs_in_place",
+        "takes_layout",
     }
 )
 
@@ -66,6 +67,7 @@ class _Complete(ParameterFree, Op):
     drawing_symbol: ClassVar[str | None] = None
     drawing_mark: ClassVar[str | None] = None
     runs_in_place: ClassVar[bool] = False
+    takes_layout: ClassVar[LayoutRule] = ANY_LAYOUT
 
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:
         return inputs[0]

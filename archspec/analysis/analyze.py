@@ -12,6 +12,7 @@ from archspec.gcpause import paused_gc
 from archspec.ir import INPUT, HasNetwork, Layer, Network, Origins, input_shape_problem, unwrap
 from archspec.late import LateFieldError, resolve
 from archspec.ops.base import MAX_DIM, Op, Shape, format_shape, numel
+from archspec.ops.layouts import POSITIONS, LaidOut, laid_out, layout_of
 
 #: A layer holding more than this share of all parameters earns a warning.
 DOMINANT_SHARE = 0.5
@@ -61,11 +62,15 @@ class _Walk:
     def __init__(self, network: Network, origins: Origins, input_shape: Shape) -> None:
         self.network = network
         self.origins = origins
-        self.input_shape = input_shape
-        self.shapes: dict[str, Shape] = {INPUT: input_shape}
+        self.input_shape = laid_out(input_shape, network.input_layout(len(input_shape)))
+        self.shapes: dict[str, Shape] = {INPUT: self.input_shape}
         self.ops: dict[str, Op] = {}
         # (C, L), (C, H, W) and (C, T, H, W) have spatial axes after the channels; (F,) has none
-        self.input_spatial = input_shape[1:]
+        self.input_spatial = tuple(
+            size
+            for size, axis in zip(self.input_shape, self.input_shape.layout, strict=True)
+            if axis in POSITIONS
+        )
         self.fields: dict[str, ReceptiveField | None] = {
             INPUT: ReceptiveField.of_input(len(self.input_spatial)) if self.input_spatial else None
         }
@@ -91,6 +96,11 @@ class _Walk:
         op = self._materialize(layer, inputs)
         if op is None:
             return
+        for shape in {layout_of(shape): shape for shape in inputs}.values():
+            problem = op.takes_layout.problem(op.op, shape)
+            if problem:
+                self.note(layer, problem + self._sources(layer), "error")
+                return
         try:
             output = op.output_shape(inputs)
         except ShapeError as error:
@@ -99,6 +109,7 @@ class _Walk:
         if any(dim > MAX_DIM for dim in output):
             self.note(layer, f"output shape {output} has a size above {MAX_DIM}", "error")
             return
+        output = LaidOut(output, op.output_layout(inputs, output))
         self.shapes[layer.name] = output
         self.ops[layer.name] = op
         for message in op.warnings(inputs):
@@ -118,7 +129,8 @@ class _Walk:
                 trainable_params=0 if layer.frozen else params,
                 macs=op.macs(inputs, output),
                 flops=op.flops(inputs, output),
-                activation_bytes=numel(output) * BYTES_PER_ELEMENT,
+                activation_bytes=(numel(output) + op.working_elements(inputs, output))
+                * BYTES_PER_ELEMENT,
                 receptive_field=self._receptive_field(layer, op, inputs),
                 origin=layer.origin,
             )

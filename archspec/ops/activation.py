@@ -9,6 +9,7 @@ from pydantic import BeforeValidator, Field
 
 from archspec.errors import ShapeError
 from archspec.ops.base import GLOBAL, POINTWISE, Op, ParameterFree, Shape, Window, numel
+from archspec.ops.layouts import ANY_LAYOUT
 from archspec.ops.registry import register
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ class ElementwiseFunction(Op):
     running_statistics = False
     drawing_symbol = None
     drawing_mark = None
+    takes_layout = ANY_LAYOUT
     torch_name: ClassVar[str]
     flops_per_element: ClassVar[int] = 1
 

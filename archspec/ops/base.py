@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from archspec.errors import ShapeError
+from archspec.ops.layouts import Layout, LayoutRule, default_layout, layout_of
 
 if TYPE_CHECKING:
     import torch
@@ -185,6 +186,9 @@ class Op(BaseModel):
     #: Whether `to_torch_in_place` builds a module or call that overwrites input 0, saving one
     #: tensor when no other layer and no backward reads that input.
     runs_in_place: ClassVar[bool]
+    #: The layouts of input its rules are written for (channels first for a conv, features last
+    #: for a linear layer); the analysis refuses others with an error naming both.
+    takes_layout: ClassVar[LayoutRule]
 
     @abstractmethod
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:
@@ -210,6 +214,17 @@ class Op(BaseModel):
         It is exact where the op's reads are affine in the output position, and otherwise a
         bound: the declared region contains every position the unit reads.
         """
+
+    def output_layout(self, inputs: Sequence[Shape], output: Shape) -> Layout:
+        """The layout of the output: input 0's where the rank is kept, as every op keeping its
+        axes in place does; ops that move, merge or drop axes say how."""
+        layout = layout_of(inputs[0]) if inputs else default_layout(len(output))
+        return layout if len(layout) == len(output) else default_layout(len(output))
+
+    def working_elements(self, inputs: Sequence[Shape], output: Shape) -> int:
+        """Elements per sample the op holds while it runs beyond its output: attention's score
+        maps (heads x L x L). Most ops compute each output element from their inputs directly."""
+        return 0
 
     def warnings(self, inputs: Sequence[Shape]) -> list[str]:
         """Legal but suspicious uses worth a user's attention."""

@@ -22,6 +22,7 @@ from archspec.ops.base import (
     format_shape,
 )
 from archspec.ops.channels import SIDES, SPATIAL_AXES, SpatialSizes, shift, spatial_axes
+from archspec.ops.layouts import CHANNELS_FIRST
 from archspec.ops.registry import register
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ class Pad(ParameterFree, Op):
     running_statistics = False
     drawing_symbol = None
     drawing_mark = None
+    takes_layout = CHANNELS_FIRST
     runs_in_place = False
     padding: Offset | Annotated[tuple[Offset, ...], Field(min_length=2, max_length=6)]
     mode: Literal["constant", "reflect", "replicate", "circular"] = "constant"
@@ -160,6 +162,7 @@ class Crop(ParameterFree, Op):
     running_statistics = False
     drawing_symbol = None
     drawing_mark = None
+    takes_layout = CHANNELS_FIRST
     runs_in_place = False
     #: One size for every spatial axis or one per axis; None: the size of input 1.
     size: Channels | SpatialSizes | None = None

@@ -21,6 +21,7 @@ from archspec.ops.base import (
     Window,
     format_shape,
 )
+from archspec.ops.layouts import ANY_LAYOUT, CHANNELS_FIRST
 from archspec.ops.registry import register
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ class Part(ParameterFree, Op):
     running_statistics = False
     drawing_symbol = None
     drawing_mark = "\N{PITCHFORK}"
+    takes_layout = ANY_LAYOUT
     runs_in_place = False
     index: Offset  # 0-based; a ShuffleNet unit has one layer per part
     dim: Annotated[int, Field(ge=1)] = 1  # 0 is the batch axis, which is never split
@@ -197,6 +199,7 @@ class ChannelShuffle(ParameterFree, Op):
     running_statistics = False
     drawing_symbol = None
     drawing_mark = None
+    takes_layout = CHANNELS_FIRST
     runs_in_place = False
     groups: Channels
 

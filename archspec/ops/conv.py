@@ -28,6 +28,7 @@ from archspec.ops.base import (
     numel,
     sliding_output,
 )
+from archspec.ops.layouts import CHANNELS_FIRST
 from archspec.ops.registry import register
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class ConvNd(Op):
     running_statistics = False
     drawing_symbol = None
     drawing_mark = None
+    takes_layout = CHANNELS_FIRST
     runs_in_place = False
     out_channels: Channels
     kernel: Axes

@@ -21,6 +21,7 @@ from archspec.ops.base import (
     format_shape,
     numel,
 )
+from archspec.ops.layouts import ANY_LAYOUT, CHANNELS_FIRST
 from archspec.ops.registry import register
 from archspec.ops.structure import Dropout, IdentityAtInference
 
@@ -73,6 +74,7 @@ class Mean(ParameterFree, Op):
     running_statistics = False
     drawing_symbol = None
     drawing_mark = None
+    takes_layout = ANY_LAYOUT
     runs_in_place = False
 
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:
@@ -124,6 +126,7 @@ class Dropout2d(Dropout):
 
     op: Literal["dropout2d"] = "dropout2d"  # type: ignore[assignment]
     torch_class = "Dropout2d"
+    takes_layout = CHANNELS_FIRST
 
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:
         (shape,) = inputs
@@ -149,6 +152,7 @@ class StochasticDepth(IdentityAtInference, ParameterFree, Op):
     running_statistics = False
     drawing_symbol = None
     drawing_mark = None
+    takes_layout = ANY_LAYOUT
     runs_in_place = False
 
     def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module:

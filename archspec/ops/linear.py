@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Literal
 
 from archspec.errors import ShapeError
 from archspec.ops.base import POINTWISE, Channels, Op, Shape, Window, format_shape
+from archspec.ops.layouts import FEATURES_LAST
 from archspec.ops.registry import register
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ class Linear(Op):
     running_statistics = False
     drawing_symbol = None
     drawing_mark = None
+    takes_layout = FEATURES_LAST
     runs_in_place = False
     out_features: Channels
     bias: bool = True

@@ -22,6 +22,7 @@ from archspec.ops.base import (
     format_shape,
     numel,
 )
+from archspec.ops.layouts import ANY_LAYOUT
 from archspec.ops.registry import register
 
 
@@ -109,6 +110,7 @@ class Add(Broadcasting):
     op: Literal["add"] = "add"
     drawing_symbol = "+"
     drawing_mark = None
+    takes_layout = ANY_LAYOUT
     function = operator.add
     runs_in_place = True
 
@@ -140,6 +142,7 @@ class Mul(Broadcasting):
     op: Literal["mul"] = "mul"
     drawing_symbol = "\N{MULTIPLICATION SIGN}"
     drawing_mark = None
+    takes_layout = ANY_LAYOUT
     function = operator.mul
 
 
@@ -156,6 +159,7 @@ class Concat(ParameterFree, Op):
     running_statistics = False
     drawing_symbol = "||"
     drawing_mark = None
+    takes_layout = ANY_LAYOUT
     runs_in_place = False
 
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:

@@ -21,6 +21,7 @@ from archspec.ops.base import (
     format_shape,
     numel,
 )
+from archspec.ops.layouts import CHANNELS_FIRST
 from archspec.ops.registry import register
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ class ChannelNorm(Op):
     running_statistics = True
     drawing_symbol = None
     drawing_mark = None
+    takes_layout = CHANNELS_FIRST
     runs_in_place = False
     #: Per-sample ranks the torch module takes, the layout an error names, and its nn class.
     ranks: ClassVar[tuple[int, ...]]
@@ -160,6 +162,7 @@ class GroupNorm(Op):
     running_statistics = False
     drawing_symbol = None
     drawing_mark = None
+    takes_layout = CHANNELS_FIRST
     runs_in_place = False
     num_groups: Channels
     eps: Annotated[float, Field(gt=0)] = 1e-5
@@ -215,6 +218,7 @@ class LocalResponseNorm(ParameterFree, Op):
     running_statistics = False
     drawing_symbol = None
     drawing_mark = None
+    takes_layout = CHANNELS_FIRST
     runs_in_place = False
     size: Channels
     alpha: float = 1e-4

@@ -31,6 +31,7 @@ from archspec.ops.base import (
     numel,
     sliding_output,
 )
+from archspec.ops.layouts import CHANNELS_FIRST
 from archspec.ops.registry import register
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ class SlidingPool(ParameterFree, Op):
     running_statistics = False
     drawing_symbol = None
     drawing_mark = None
+    takes_layout = CHANNELS_FIRST
     runs_in_place = False
     kernel: Axes
     stride: Axes | None = None  # torch's default: the kernel size
@@ -249,6 +251,7 @@ class AdaptivePool(ParameterFree, Op):
     running_statistics = False
     drawing_symbol = None
     drawing_mark = None
+    takes_layout = CHANNELS_FIRST
     runs_in_place = False
     output_size: Axes
 

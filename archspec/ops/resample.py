@@ -27,6 +27,7 @@ from archspec.ops.base import (
     format_shape,
     numel,
 )
+from archspec.ops.layouts import CHANNELS_FIRST
 from archspec.ops.registry import register
 
 if TYPE_CHECKING:
@@ -150,6 +151,7 @@ class Upsample(ParameterFree, Op):
     running_statistics = False
     drawing_symbol = None
     drawing_mark = "\N{UPWARDS ARROW}"
+    takes_layout = CHANNELS_FIRST
     runs_in_place = False
     mode: Literal["nearest", "bilinear"] = "nearest"
     #: Per axis, an int, or a float giving floor(H * s) rows sampled as `size` would sample them
@@ -264,6 +266,7 @@ class PixelShuffle(ParameterFree, Op):
     running_statistics = False
     drawing_symbol = None
     drawing_mark = "\N{UPWARDS ARROW}"
+    takes_layout = CHANNELS_FIRST
     runs_in_place = False
     upscale_factor: Channels
 
@@ -305,6 +308,7 @@ class PixelUnshuffle(ParameterFree, Op):
     running_statistics = False
     drawing_symbol = None
     drawing_mark = "\N{DOWNWARDS ARROW}"
+    takes_layout = CHANNELS_FIRST
     runs_in_place = False
     downscale_factor: Channels
 

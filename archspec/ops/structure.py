@@ -18,6 +18,7 @@ from archspec.ops.base import (
     Window,
     numel,
 )
+from archspec.ops.layouts import ANY_LAYOUT
 from archspec.ops.registry import register
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class Flatten(ParameterFree, Op):
     running_statistics = False
     drawing_symbol = None
     drawing_mark = None
+    takes_layout = ANY_LAYOUT
     runs_in_place = False
     start_dim: Annotated[int, Field(ge=1)] = 1  # 0 is the batch axis, which is never flattened
 
@@ -91,6 +93,7 @@ class Dropout(IdentityAtInference, ParameterFree, Op):
     running_statistics = False
     drawing_symbol = None
     drawing_mark = None
+    takes_layout = ANY_LAYOUT
     runs_in_place = True
     p: Annotated[float, Field(ge=0, lt=1)] = 0.5
 
@@ -119,6 +122,7 @@ class Identity(IdentityAtInference, ParameterFree, Op):
     running_statistics = False
     drawing_symbol = None
     drawing_mark = None
+    takes_layout = ANY_LAYOUT
     runs_in_place = False
 
     def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module:

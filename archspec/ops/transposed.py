@@ -20,6 +20,7 @@ from archspec.ops.base import (
     expect_rank,
     numel,
 )
+from archspec.ops.layouts import CHANNELS_FIRST
 from archspec.ops.registry import register
 from archspec.ops.resample import AxisWindow, window_of
 
@@ -63,6 +64,7 @@ class ConvTranspose2d(Op):
     running_statistics = False
     drawing_symbol = None
     drawing_mark = "\N{UPWARDS ARROW}"
+    takes_layout = CHANNELS_FIRST
     runs_in_place = False
     out_channels: Channels
     kernel: PositivePair
