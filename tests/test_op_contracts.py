@@ -13,6 +13,7 @@ from strategies import OP_STRATEGIES
 
 from archspec.ops import GLOBAL, OPS, POINTWISE, Op, Shape, TorchCall, Window
 from archspec.ops.base import SHAPE_ONLY, ParameterFree
+from archspec.ops.layouts import ANY_LAYOUT, LayoutRule
 
 #: The methods every op defines; Op declares them abstract.
 FACET_METHODS = frozenset({"output_shape", "param_count", "macs", "flops", "window", "to_torch"})
