@@ -16,11 +16,13 @@ from pydantic import ValidationError
 
 from archspec.errors import ArchspecError, ExpressionError, suggest
 from archspec.ops.base import Op, Shape
+from archspec.ops.layouts import FEATURES, layout_of
 from archspec.ops.registry import OPS, build_op
 from archspec.validation import SourcePath, field_messages
 
-#: The names whose value is known only when the layer's input shape is.
-LATE_NAMES = frozenset({"in_channels"})
+#: The names whose value is known only when the layer's input shape is: the channels (or
+#: features) of the first input, and its whole per-sample shape as a list.
+LATE_NAMES = frozenset({"in_channels", "in_shape"})
 
 
 class LateValue(ABC):
@@ -55,10 +57,14 @@ class LateFieldError(ArchspecError):
         self.problems = tuple(problems)
 
 
-def late_values(inputs: Sequence[Shape]) -> dict[str, int]:
+def late_values(inputs: Sequence[Shape]) -> dict[str, int | list[int]]:
     """The late names' values for a layer reading `inputs`: the channels (or features) of the
-    first input."""
-    return {"in_channels": inputs[0][0]}
+    first input, wherever its layout keeps them (last for tokens and channels-last maps), and
+    its per-sample shape."""
+    shape = inputs[0]
+    layout = layout_of(shape)
+    channels = next((index for index, axis in enumerate(layout) if axis in FEATURES), 0)
+    return {"in_channels": shape[channels], "in_shape": list(shape)}
 
 
 def resolve(op_name: str, fields: Mapping[str, Any], inputs: Sequence[Shape], context: str) -> Op:

@@ -43,10 +43,11 @@ SEED = 0
 
 @torch.no_grad()
 def randomize_norms(model: nn.Module) -> None:
-    """Give every batch norm random statistics and affine terms, seeded by the global seed.
+    """Give every batch and layer norm random statistics and affine terms, and every tensor
+    that starts at zero random values, seeded by the global seed.
 
-    Fresh ones are the identity in eval mode (mean 0, variance 1, weight 1, bias 0), so two norms
-    loaded into each other's places would go unnoticed.
+    Fresh norms are the identity in eval mode (mean 0, variance 1, weight 1, bias 0), so two
+    norms loaded into each other's places would go unnoticed.
     """
     for module in model.modules():
         if isinstance(module, nn.BatchNorm2d | nn.BatchNorm3d):
@@ -54,6 +55,16 @@ def randomize_norms(model: nn.Module) -> None:
             module.running_var.uniform_(0.5, 1.5)
             module.weight.uniform_(0.5, 1.5)
             module.bias.normal_(0.0, 0.1)
+        elif isinstance(module, nn.LayerNorm):
+            module.weight.uniform_(0.5, 1.5)
+            module.bias.normal_(0.0, 0.1)
+    # ViT's head starts at zero (its logits would be 0 whatever the network), ConvNeXt's layer
+    # scale at 1e-6 (its blocks would add nothing): make every such tensor count
+    for parameter in model.parameters():
+        if parameter.abs().max() <= 1e-6:
+            parameter.normal_(0.0, 0.02)
+        elif parameter.dim() == 3 and parameter.shape[1:] == (1, 1):
+            parameter.uniform_(0.5, 1.5)
 
 
 def named_outputs(result: torch.Tensor | dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

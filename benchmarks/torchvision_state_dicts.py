@@ -50,6 +50,9 @@ MODELS = (
     "mobilenet_v3_large",
     "regnet_y_400mf",
     "shufflenet_v2_x1_0",
+    "convnext_tiny",
+    "vit_b_16",
+    "swin_t",
 )
 #: Keyword arguments for the models whose defaults differ from the example: the examples leave out
 #: the auxiliary classifiers (used in training only) and the input transform of the TensorFlow

@@ -182,6 +182,9 @@ class _Walk:
         present = [field for field in incoming if field is not None]
         # compared after each input's step: a crop's shift or a shape-only input changes them
         fields = stepped(present, op.window(inputs), self.input_spatial)
+        if not fields:  # every input read for its shape alone: a learned tensor
+            self.fields[layer.name] = ReceptiveField.none(len(self.input_spatial))
+            return self.fields[layer.name]
         if len(fields) > 1:
             labels = {
                 index: f"{layer.inputs[index]!r} {format_shape(inputs[index])}" for index in fields

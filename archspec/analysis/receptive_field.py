@@ -74,11 +74,17 @@ class ReceptiveField:
     axes: tuple[Axis, ...]
     is_global: bool = False  # every unit sees the whole input (after global pooling or flatten)
     aligned: bool = True  # False where paths of different stride or centre met
+    constant: bool = False  # a learned tensor (a class token): its units see no input at all
 
     @classmethod
     def of_input(cls, rank: int) -> ReceptiveField:
         """Each input pixel sees itself, along `rank` spatial axes."""
         return cls((Axis(1, 1, 0),) * rank)
+
+    @classmethod
+    def none(cls, rank: int) -> ReceptiveField:
+        """The field of a learned tensor: no input pixel, along `rank` spatial axes."""
+        return cls((Axis(0, 1, 0),) * rank, constant=True)
 
     @classmethod
     def whole(cls, spatial: Sequence[int]) -> ReceptiveField:
@@ -103,15 +109,14 @@ class ReceptiveField:
         self, window: Window | Literal["global"], input_spatial: Sequence[int]
     ) -> ReceptiveField:
         # POINTWISE is two 1s, yet it passes a field of any rank, as every op may return it
-        if self.is_global or window == POINTWISE:
+        if self.is_global or self.constant or window == POINTWISE:
             return self
         if window == GLOBAL:
             return ReceptiveField.whole(input_spatial)
         if len(window.kernel) != len(self.axes):
-            raise ValueError(
-                f"a window along {len(window.kernel)} axes ({window}) cannot step a receptive "
-                f"field along {len(self.axes)}"
-            )
+            # tokens made from a map's positions: a window along them has no affine meaning in
+            # the map, and each token keeps the field of its position
+            return self
         axes = map(
             Axis.step, self.axes, window.kernel, window.stride, window.padding, window.dilation
         )
@@ -132,7 +137,10 @@ def stepped(
 
 
 def merge(fields: Sequence[ReceptiveField]) -> ReceptiveField:
-    """Where paths meet, the output sees the largest field; flag paths that are not aligned."""
+    """Where paths meet, the output sees the largest field; flag paths that are not aligned.
+    Learned tensors (a class token joining the patches) add nothing."""
+    computed = [field for field in fields if not field.constant]
+    fields = computed or fields[:1]
     if len(fields) == 1:
         return fields[0]
     if any(field.is_global for field in fields):
@@ -153,6 +161,7 @@ def _size(axis: Axis) -> Rational:
 def misalignment(fields: Mapping[str, ReceptiveField]) -> str | None:
     """Describe how the fields of merging paths differ, each path named by its label (the layer
     it comes from); None when they agree."""
+    fields = {label: field for label, field in fields.items() if not field.constant}
     if any(field.is_global for field in fields.values()):
         return None
     for what, each, facet in (

@@ -116,6 +116,7 @@ def _field_json(field: ReceptiveField | None) -> dict[str, object] | None:
         "offset": [_compact(value) for value in field.offset],
         "global": field.is_global,
         "aligned": field.aligned,
+        "constant": field.constant,
     }
 
 

@@ -128,7 +128,7 @@ def _input_shape(
             expander.error(("input", index), f"input size {size!r}: {error.message}")
             continue
         if isinstance(value, Deferred):
-            expander.error(("input", index), "the input's sizes cannot use in_channels")
+            expander.error(("input", index), "the input's sizes cannot use in_channels or in_shape")
             continue
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DIM:
             expander.error(
@@ -487,7 +487,8 @@ class _Expander:
         value = evaluate(when, env)
         if isinstance(value, Deferred):
             raise ExpressionError(
-                "`when` cannot use in_channels: conditions are decided before shapes are known"
+                "`when` cannot use in_channels or in_shape: conditions are decided before shapes "
+                "are known"
             )
         if not isinstance(value, bool):
             raise ExpressionError(f"`when: {when}` gives {shown(value)}, not true or false")
@@ -500,7 +501,8 @@ class _Expander:
         value = evaluate_value(raw, env)
         if isinstance(value, Deferred):
             raise ExpressionError(
-                "`repeat` cannot use in_channels: the layers are counted before shapes are known"
+                "`repeat` cannot use in_channels or in_shape: the layers are counted before "
+                "shapes are known"
             )
         if (
             isinstance(value, bool)

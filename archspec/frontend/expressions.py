@@ -42,6 +42,13 @@ def _round(value: float, digits: int | None = None) -> float:
     return round(value, digits)
 
 
+def _sum(values: Any) -> int | float:
+    """The total of a list of numbers: `sum(depths[:i])`, the blocks before stage i."""
+    if not isinstance(values, list) or not all(type(value) in (int, float) for value in values):
+        raise ValueError("sum takes a list of numbers")
+    return sum(values)
+
+
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "min": min,
     "max": max,
@@ -55,6 +62,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "exp": math.exp,
     "log": math.log,  # natural, or log(x, base): RegNet's widths are quantized in log space
     "len": len,
+    "sum": _sum,
     "make_divisible": make_divisible,
 }
 
@@ -171,7 +179,8 @@ def render_name(template: str, env: Mapping[str, Any]) -> str:
         value = evaluate(expression, env)
         if isinstance(value, Deferred):
             raise ExpressionError(
-                f"{{{expression}}} uses in_channels: names are given before shapes are known"
+                f"{{{expression}}} uses in_channels or in_shape: names are given before shapes "
+                "are known"
             )
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise ExpressionError(f"{{{expression}}} gives {shown(value)}, not a number or a word")
@@ -255,13 +264,18 @@ def _evaluate(node: ast.expr, env: Mapping[str, Any], source: str) -> Any:
             return _call(name, values)
         case ast.List(elts=items) | ast.Tuple(elts=items):
             return [_evaluate(item, env, source) for item in items]
+        case ast.Subscript(value=sequence, slice=ast.Slice(lower=lower, upper=upper, step=None)):
+            bounds = [
+                None if bound is None else _evaluate(bound, env, source) for bound in (lower, upper)
+            ]
+            return _part(_evaluate(sequence, env, source), *bounds)
         case ast.Subscript(value=sequence, slice=index) if not isinstance(index, ast.Slice):
             return _item(_evaluate(sequence, env, source), _evaluate(index, env, source))
     construct = ast.unparse(node)
     raise ExpressionError(
         f"{construct!r} is not allowed in an expression ({source!r}); "
         "use numbers, parameters, arithmetic, comparisons, 'and', 'or', 'not', "
-        f"'x if c else y', list[index] and the functions {', '.join(FUNCTIONS)}"
+        f"'x if c else y', list[index], list[start:end] and the functions {', '.join(FUNCTIONS)}"
     )
 
 
@@ -350,6 +364,16 @@ def _item(sequence: Any, index: Any) -> Any:
     if not -len(sequence) <= index < len(sequence):
         raise ExpressionError(f"index {index} is out of range for a list of {len(sequence)}")
     return sequence[index]
+
+
+def _part(sequence: Any, start: Any, end: Any) -> list[Any]:
+    """`sequence[start:end]`, as in Python: `depths[:i]`, the stages before stage i."""
+    if not isinstance(sequence, list):
+        raise ExpressionError(f"only a list can be sliced, not {shown(sequence)}")
+    for bound in (start, end):
+        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int)):
+            raise ExpressionError(f"a slice bound is a whole number, got {shown(bound)}")
+    return sequence[start:end]
 
 
 def _call(name: str, values: list[Any]) -> Any:

@@ -189,7 +189,10 @@ def resolve_params(
             continue
         if is_late(value):
             errors.append(
-                source.error(path, f"parameter {key!r}: in_channels is only known inside a layer")
+                source.error(
+                    path,
+                    f"parameter {key!r}: in_channels and in_shape are only known inside a layer",
+                )
             )
             continue
         params[key] = value

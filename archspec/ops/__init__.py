@@ -6,10 +6,14 @@ for building a `Network` in Python.
 
 from archspec.ops import (
     activation,
+    attention,
+    axes,
     borders,
     channels,
     conv,
     elementwise,
+    layer_norm,
+    learned,
     linear,
     merge,
     norm,
@@ -34,6 +38,8 @@ from archspec.ops.activation import (
     Softplus,
     Tanh,
 )
+from archspec.ops.attention import MultiheadAttention, PatchMerging, ShiftedWindowAttention
+from archspec.ops.axes import Permute, Reshape, Select, Slice, Transpose
 from archspec.ops.base import GLOBAL, POINTWISE, Op, Shape, TorchCall, Window
 from archspec.ops.borders import Crop, Pad
 from archspec.ops.channels import (
@@ -51,6 +57,8 @@ from archspec.ops.elementwise import (
     Mean,
     StochasticDepth,
 )
+from archspec.ops.layer_norm import LayerNorm
+from archspec.ops.learned import Parameter
 from archspec.ops.linear import (
     Linear,
 )
@@ -125,6 +133,7 @@ __all__ = [
     "Hardswish",
     "Identity",
     "InstanceNorm",
+    "LayerNorm",
     "LeakyReLU",
     "Linear",
     "LocalResponseNorm",
@@ -134,30 +143,43 @@ __all__ = [
     "Mean",
     "Mish",
     "Mul",
+    "MultiheadAttention",
     "Op",
     "PReLU",
     "Pad",
+    "Parameter",
+    "PatchMerging",
+    "Permute",
     "PixelShuffle",
     "PixelUnshuffle",
     "ReLU",
     "ReLU6",
+    "Reshape",
+    "Select",
     "Shape",
+    "ShiftedWindowAttention",
     "SiLU",
     "Sigmoid",
+    "Slice",
     "Softmax",
     "Softplus",
     "Split",
     "StochasticDepth",
     "Tanh",
     "TorchCall",
+    "Transpose",
     "Upsample",
     "Window",
     "activation",
+    "attention",
+    "axes",
     "borders",
     "build_op",
     "channels",
     "conv",
     "elementwise",
+    "layer_norm",
+    "learned",
     "linear",
     "lookup",
     "merge",

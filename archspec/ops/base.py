@@ -157,6 +157,20 @@ class TorchCall:
         return call(self.function, tuple(inputs), self.kwargs)
 
 
+@dataclass(frozen=True)
+class TorchTensor:
+    """A learned tensor held at the layer's own name, so that its state_dict key is the layer's
+    (torchvision's `class_token`), then `call` on (the tensor, *the layer's inputs).
+
+    `init` names the `torch.nn.init` function that fills it (`trunc_normal_`), with `init_kwargs`.
+    """
+
+    shape: tuple[int, ...]
+    init: str
+    init_kwargs: dict[str, float]
+    call: TorchCall
+
+
 class Op(BaseModel):
     """Base of every op: a validated record of its fields plus the rules that use them.
 
@@ -236,8 +250,9 @@ class Op(BaseModel):
         return None
 
     @abstractmethod
-    def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module | TorchCall:
-        """The torch module computing the op, or the call of a parameter-free function."""
+    def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module | TorchCall | TorchTensor:
+        """The torch module computing the op, the call of a parameter-free function, or a
+        learned tensor of the layer's own."""
 
     def to_torch_in_place(self, inputs: Sequence[Shape]) -> torch.nn.Module | TorchCall:
         """The module or call that overwrites input 0; only ops with `runs_in_place` have one."""

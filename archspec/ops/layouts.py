@@ -41,7 +41,7 @@ class LaidOut(tuple[int, ...]):
         shape.layout = layout
         return shape
 
-    def __getnewargs__(self) -> tuple[tuple[int, ...], Layout]:  # type: ignore[override]
+    def __getnewargs__(self) -> tuple[tuple[int, ...], Layout]:
         return tuple(self), self.layout
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
-from archspec.errors import ShapeError
-from archspec.ops.base import POINTWISE, Channels, Op, Shape, Window, format_shape
+from archspec.ops.base import POINTWISE, Channels, Op, Shape, Window, numel
 from archspec.ops.layouts import FEATURES_LAST
 from archspec.ops.registry import register
 
@@ -16,7 +15,7 @@ if TYPE_CHECKING:
 
 @register
 class Linear(Op):
-    """`nn.Linear`: (F_in,) -> (out_features,)."""
+    """`nn.Linear` over the last axis: (..., F_in) -> (..., out_features)."""
 
     op: Literal["linear"] = "linear"
     arity = (1, 1)
@@ -31,31 +30,26 @@ class Linear(Op):
     bias: bool = True
 
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:
-        (shape,) = inputs
-        if len(shape) != 1:
-            raise ShapeError(
-                f"linear expects an input of shape (features,), got {format_shape(shape)}; "
-                "add a flatten layer before it"
-            )
-        return (self.out_features,)
+        # the features are last: (F,), tokens (L, F) or a channels-last map (H, W, F)
+        return (*inputs[0][:-1], self.out_features)
 
     def param_count(self, inputs: Sequence[Shape]) -> int:
         # F_out x (F_in + 1): one weight per input feature, plus one bias
-        return self.out_features * (inputs[0][0] + int(self.bias))
+        return self.out_features * (inputs[0][-1] + int(self.bias))
 
     def macs(self, inputs: Sequence[Shape], output: Shape) -> int:
-        # F_in x F_out: one multiply-accumulate per weight
-        return inputs[0][0] * self.out_features
+        # F_in x F_out at each position: one multiply-accumulate per weight
+        return numel(inputs[0]) * self.out_features
 
     def flops(self, inputs: Sequence[Shape], output: Shape) -> int:
-        # a multiply and an add per MAC, plus one bias add per output feature
-        return 2 * self.macs(inputs, output) + (self.out_features if self.bias else 0)
+        # a multiply and an add per MAC, plus one bias add per output element
+        return 2 * self.macs(inputs, output) + (numel(output) if self.bias else 0)
 
     def window(self, inputs: Sequence[Shape]) -> Window:
-        # its input is (F,), with no spatial axes for a window to span
+        # each position's features alone: no window across positions
         return POINTWISE
 
     def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module:
         from torch import nn
 
-        return nn.Linear(inputs[0][0], self.out_features, self.bias)
+        return nn.Linear(inputs[0][-1], self.out_features, self.bias)

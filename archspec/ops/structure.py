@@ -18,7 +18,7 @@ from archspec.ops.base import (
     Window,
     numel,
 )
-from archspec.ops.layouts import ANY_LAYOUT
+from archspec.ops.layouts import ANY_LAYOUT, POSITIONS, Layout, default_layout, layout_of
 from archspec.ops.registry import register
 
 if TYPE_CHECKING:
@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 @register
 class Flatten(ParameterFree, Op):
-    """`torch.flatten(x, start_dim)`: (C, H, W) -> (C*H*W,) with the default start_dim 1."""
+    """`torch.flatten(x, start_dim, end_dim)`: (C, H, W) -> (C*H*W,) by default; with start_dim
+    2, (C, H, W) -> (C, H*W), a map's positions as a sequence."""
 
     op: Literal["flatten"] = "flatten"
     arity = (1, 1)
@@ -40,28 +41,53 @@ class Flatten(ParameterFree, Op):
     takes_layout = ANY_LAYOUT
     runs_in_place = False
     start_dim: Annotated[int, Field(ge=1)] = 1  # 0 is the batch axis, which is never flattened
+    end_dim: Annotated[int, Field(ge=-1)] = -1  # -1: the last axis
+
+    def _range(self, shape: Shape) -> tuple[int, int]:
+        """The flattened axes as indices into the per-sample shape, first and last."""
+        last = len(shape) if self.end_dim == -1 else self.end_dim
+        if self.start_dim > len(shape) or not self.start_dim <= last <= len(shape):
+            raise ShapeError(
+                f"flatten from dim {self.start_dim} to {self.end_dim} does not fit an input of "
+                f"rank {len(shape) + 1} (batch included)"
+            )
+        return self.start_dim - 1, last - 1
 
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:
         (shape,) = inputs
-        keep = self.start_dim - 1
-        if keep >= len(shape):
-            raise ShapeError(
-                f"flatten start_dim {self.start_dim} does not exist in an input of "
-                f"rank {len(shape) + 1} (batch included)"
-            )
-        return (*shape[:keep], numel(shape[keep:]))
+        first, last = self._range(shape)
+        return (*shape[:first], numel(shape[first : last + 1]), *shape[last + 1 :])
+
+    def output_layout(self, inputs: Sequence[Shape], output: Shape) -> Layout:
+        (shape,) = inputs
+        layout = layout_of(shape)
+        first, last = self._range(shape)
+        merged = layout[first : last + 1]
+        # positions alone become a sequence; anything with features, features
+        letter = "L" if all(axis in POSITIONS for axis in merged) else "F"
+        result = layout[:first] + letter + layout[last + 1 :]
+        return result if len(set(result)) == len(result) else default_layout(len(result))
 
     def flops(self, inputs: Sequence[Shape], output: Shape) -> int:
         # a reshape: no arithmetic
         return 0
 
     def window(self, inputs: Sequence[Shape]) -> Window | Literal["global"]:
-        return GLOBAL if self.start_dim < len(inputs[0]) else POINTWISE
+        (shape,) = inputs
+        first, last = self._range(shape)
+        if first == last:
+            return POINTWISE
+        # positions merged into a sequence keep their fields; merged with features, none does
+        merged = layout_of(shape)[first : last + 1]
+        return POINTWISE if all(axis in POSITIONS for axis in merged) else GLOBAL
 
     def to_torch(self, inputs: Sequence[Shape]) -> TorchCall:
         import torch
 
-        return TorchCall(torch.flatten, {"start_dim": self.start_dim})
+        arguments = {"start_dim": self.start_dim}
+        if self.end_dim != -1:
+            arguments["end_dim"] = self.end_dim
+        return TorchCall(torch.flatten, arguments)
 
 
 class IdentityAtInference:

@@ -113,6 +113,8 @@ def describe_field(field: ReceptiveField | None) -> str:
         return NOTHING
     if field.is_global:
         return "global"
+    if field.constant:
+        return "none (learned)"
     text = f"{_per_axis(field.size)} /{_per_axis(field.stride)}"
     return text if field.aligned else text + " (unaligned)"
 
