@@ -42,6 +42,9 @@ MODELS = (
     "lraspp_mobilenet_v3_large",
     "r3d_18",
     "r2plus1d_18",
+    "convnext_tiny",
+    "vit_b_16",
+    "swin_t",
 )
 #: Goldens of an example loaded with other parameters: golden name -> (example, overrides), as
 #: benchmarks/torchvision_state_dicts.py's SETTINGS builds the torchvision model (its "kwargs"
