@@ -14,6 +14,7 @@ from archspec import Report
 from archspec.analysis import LayerReport, ReceptiveField
 from archspec.ops import Window
 from archspec.ops.base import Steps
+from archspec.ops.layouts import POSITIONS, layout_of
 
 LAYER = "archspec_layer"  # fx node meta key: the dotted name of the layer the node computes
 Shape = tuple[int, ...]
@@ -45,13 +46,18 @@ def layer_shapes(module: fx.GraphModule, batch: torch.Tensor) -> dict[str, Shape
 
 
 def layer_params(module: nn.Module, report: Report) -> dict[str, int]:
-    """Numel of the parameters under each layer's module path (0 for layers lowered to calls)."""
+    """Numel of the parameters under each layer's module path, or of the learned tensor at it
+    (0 for layers lowered to calls)."""
     counts = {}
     for layer in report.layers:
         try:
             owner = module.get_submodule(layer.name)
         except AttributeError:
-            owner = nn.Module()
+            try:
+                counts[layer.name] = module.get_parameter(layer.name).numel()
+            except AttributeError:
+                counts[layer.name] = 0
+            continue
         counts[layer.name] = sum(p.numel() for p in owner.parameters())
     return counts
 
@@ -61,20 +67,33 @@ def spatial_layers(report: Report) -> list[LayerReport]:
     in the output ((C, L), (C, H, W) or (C, T, H, W)), field not global, and no step before them
     by a fraction of a pixel, where the recurrence is an approximation (upsampling a strided map)
     or a bound (adaptive pooling that does not divide)."""
-    rank = len(report.input_shape)
+    positions = position_axes(report.input_shape)
     inexact: set[str] = set()
     chosen = []
     for layer in report.layers:
         if _fractional(layer.op.window(layer.input_shapes)) or inexact.intersection(layer.inputs):
             inexact.add(layer.name)
         elif (
-            rank >= 2
-            and len(layer.output_shape) == rank
+            positions
+            and position_axes(layer.output_shape) == positions
             and layer.receptive_field is not None
             and not layer.receptive_field.is_global
+            and not layer.receptive_field.constant
         ):
             chosen.append(layer)
     return chosen
+
+
+def position_axes(shape: Sequence[int]) -> str:
+    """The letters of `shape`'s position axes in order ("HW" for (C, H, W) and (H, W, C))."""
+    return "".join(axis for axis in layout_of(shape) if axis in POSITIONS)
+
+
+def position_sizes(shape: Sequence[int]) -> tuple[int, ...]:
+    """The sizes of `shape`'s position axes: (H, W) of a (C, H, W) or an (H, W, C) map."""
+    return tuple(
+        size for size, axis in zip(shape, layout_of(shape), strict=True) if axis in POSITIONS
+    )
 
 
 def _fractional(steps: Steps) -> bool:
@@ -111,6 +130,10 @@ def make_positive_average(module: fx.GraphModule) -> None:
             nn.init.constant_(child.weight, 1 / child.weight[0].numel())
             if child.bias is not None:
                 nn.init.zeros_(child.bias)
+        elif isinstance(child, nn.LayerNorm):
+            # it mixes one position's features only, so the identity keeps the geometry; as it
+            # is, its outputs sum to a constant, and a probe summing them would see no input
+            _replace(module, name, nn.Identity())
         elif isinstance(child, BATCH_NORMS):
             assert child.track_running_stats, f"{name}: batch norm without running stats"
             child.reset_parameters()  # weight 1, bias 0, running mean 0, running variance 1
@@ -225,9 +248,13 @@ class FieldProbe:
         self.image = image.clone().requires_grad_(True)
         self.outputs = dict(zip(layers, truncated(module, layers)(self.image), strict=True))
 
-    def box(self, layer: str, position: Position) -> Box | None:
-        """Bounding box of the non-zero input gradient of `position`, or None if none."""
-        unit = self.outputs[layer][(0, slice(None), *position)].sum()
+    def box(self, layer: str, position: Position, shape: Sequence[int] = ()) -> Box | None:
+        """Bounding box of the non-zero input gradient of `position`, or None if none; `shape`
+        (laid out) says where the position axes are, channels first when not given."""
+        layout = layout_of(shape) if shape else "C" + "P" * len(position)
+        places = iter(position)
+        index = [next(places) if axis not in "CF" else slice(None) for axis in layout]
+        unit = self.outputs[layer][(0, *index)].sum()
         (grad,) = torch.autograd.grad(unit, self.image, retain_graph=True)
         seen = grad[0].abs().sum(0)  # (*spatial), summed over input channels
         reached = torch.nonzero(seen)

@@ -26,6 +26,7 @@ from oracle import (
     layer_params,
     layer_shapes,
     make_positive_average,
+    position_sizes,
     positive_image,
     spatial_layers,
     static_box,
@@ -66,6 +67,8 @@ ZOO_SIZES: dict[str, tuple[int, ...]] = {
     "regnet_y_400mf": (96, 96),
     "fcn_resnet50": (128, 128),
     "deeplabv3_resnet50": (128, 128),
+    "convnext_tiny": (64, 64),
+    "swin_t": (64, 64),
     "r3d_18": (8, 56, 56),
     "r2plus1d_18": (8, 56, 56),
 }
@@ -73,6 +76,7 @@ ZOO_SIZES: dict[str, tuple[int, ...]] = {
 #: the padding reads nothing, so the pixels beyond it are not reached. There the reached box must
 #: lie within the field.
 REACH_WITHIN_FIELD = {
+    "swin_t": "window attention's field is a bound: 2w - 1 holds the window of any token",
     "deeplabv3_resnet50": "the rate-36 taps of the centre of ASPP's 65x65 map land in the padding",
 }
 
@@ -97,7 +101,7 @@ def measured_mismatches(
         assert field is not None
         for position in units[name]:
             expected = static_box(field, position, spatial)
-            measured = probe.box(name, position)
+            measured = probe.box(name, position, report.layer(name).output_shape)
             if measured != expected and not (within and _inside_box(measured, expected)):
                 found.append(f"{name} unit {position}: static {expected}, measured {measured}")
     return found
@@ -123,8 +127,8 @@ def test_zoo_fields_match_gradients(path):
     chosen = [chosen[len(chosen) // 2], chosen[-1]]
     units = {
         layer.name: [
-            tuple(0 for _ in layer.output_shape[1:]),
-            tuple(extent // 2 for extent in layer.output_shape[1:]),
+            tuple(0 for _ in position_sizes(layer.output_shape)),
+            tuple(extent // 2 for extent in position_sizes(layer.output_shape)),
         ]
         for layer in chosen
     }

@@ -12,7 +12,7 @@ from archspec.gcpause import paused_gc
 from archspec.ir import INPUT, HasNetwork, Layer, Network, Origins, input_shape_problem, unwrap
 from archspec.late import LateFieldError, resolve
 from archspec.ops.base import MAX_DIM, Op, Shape, format_shape, numel
-from archspec.ops.layouts import POSITIONS, LaidOut, laid_out, layout_of
+from archspec.ops.layouts import POSITIONS, LaidOut, describe, laid_out, layout_of
 
 #: A layer holding more than this share of all parameters earns a warning.
 DOMINANT_SHARE = 0.5
@@ -96,11 +96,10 @@ class _Walk:
         op = self._materialize(layer, inputs)
         if op is None:
             return
-        for shape in {layout_of(shape): shape for shape in inputs}.values():
-            problem = op.takes_layout.problem(op.op, shape)
-            if problem:
-                self.note(layer, problem + self._sources(layer), "error")
-                return
+        problem = self._layout_problem(layer, op, inputs)
+        if problem:
+            self.note(layer, problem, "error")
+            return
         try:
             output = op.output_shape(inputs)
         except ShapeError as error:
@@ -135,6 +134,26 @@ class _Walk:
                 origin=layer.origin,
             )
         )
+
+    def _layout_problem(self, layer: Layer, op: Op, inputs: list[Shape]) -> str | None:
+        """Why the op cannot take its inputs' layouts: one it does not take, or paths of two
+        layouts meeting (a (C, H, W) and an (H, W, C) map of equal sizes add without error in
+        torch, and wrongly)."""
+        by_layout = {
+            layout_of(shape): (name, shape)
+            for name, shape in zip(layer.inputs, inputs, strict=True)
+        }
+        for _, shape in by_layout.values():
+            problem = op.takes_layout.problem(op.op, shape)
+            if problem:
+                return problem + self._sources(layer)
+        # features flattened from a map (F) and features picked or pooled (C) are alike
+        if len({layout.replace("F", "C") for layout in by_layout}) > 1:
+            listed = " and ".join(
+                f"{describe(layout)} from {name!r}" for layout, (name, _) in by_layout.items()
+            )
+            return f"{op.op} joins paths of different layouts: {listed}; permute one to match"
+        return None
 
     def _note_repeated_reads(self, layer: Layer) -> None:
         for name, count in collections.Counter(layer.inputs).items():

@@ -12,6 +12,7 @@ from torch import fx, nn
 from archspec.analysis import LayerReport, Report, analyze
 from archspec.backends.budgets import check_compile
 from archspec.backends.frozen import pin_eval_mode
+from archspec.backends.torch_source import TENSOR_INITS
 from archspec.backends.weights import WeightsReport, load_weights
 from archspec.ir import INPUT, HasNetwork, Network, unwrap
 from archspec.ops.base import Shape, TorchCall, TorchTensor
@@ -78,6 +79,7 @@ def compile_module(
     shapes: dict[str, Shape] = {INPUT: report.input_shape}
     values: dict[str, fx.Node] = {INPUT: graph.placeholder(INPUT)}
     reusable = _overwritable_outputs(network, report)
+    tensor_inits: dict[str, tuple[str, dict[str, float]]] = {}
     with torch.device(device) if device is not None else contextlib.nullcontext():
         for layer in report.layers:
             inputs = [shapes[name] for name in layer.inputs]
@@ -87,6 +89,7 @@ def compile_module(
                 lowered = LayerFunction(lowered)
             if isinstance(lowered, TorchTensor):
                 _install_tensor(root, layer.name, lowered, frozen=layer.frozen)
+                tensor_inits[layer.name] = (lowered.init, lowered.init_kwargs)
                 tensor = graph.get_attr(layer.name)
                 values[layer.name] = lowered.call.apply([tensor, *arguments], graph.call_function)
             elif isinstance(lowered, TorchCall):
@@ -102,6 +105,7 @@ def compile_module(
     else:
         graph.output(results[0] if len(results) == 1 else tuple(results))
     module = CompiledNetwork(root, graph, class_name(network.name))
+    module.meta[TENSOR_INITS] = tensor_inits
     if weights is not None:
         module.weights_report = load_weights(module, weights, strict)
     return module.train()

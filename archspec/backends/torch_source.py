@@ -15,6 +15,10 @@ from archspec.backends.frozen import pinned, plain_class
 from archspec.errors import GeneratedSourceError
 from archspec.ops import torch_modules
 
+#: The key of a compiled network's `meta` that holds each learned tensor's init function and
+#: arguments, by name: generated source fills them alike.
+TENSOR_INITS = "archspec_tensor_inits"
+
 _NOT_ARGUMENTS = {"self", "device", "dtype"}
 _VARIADIC = {inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD}
 #: What every nn.Module keeps (hooks, children, mode); the rest of its attributes configure it.
@@ -91,8 +95,8 @@ def _header(class_name: str, spec_name: str | None, input_shape: Sequence[int] |
 # -- __init__: the module tree -----------------------------------------------------------------
 
 
-def _init(module: nn.Module) -> list[str]:
-    """The lines of `__init__` that build the network's children."""
+def _init(module: fx.GraphModule) -> list[str]:
+    """The lines of `__init__` that build the network's children, then its learned tensors."""
     lines = []
     for key, child in _children(module, ""):
         if key.isidentifier() and not keyword.iskeyword(key):
@@ -100,7 +104,47 @@ def _init(module: nn.Module) -> list[str]:
         else:
             head, tail = f"self.add_module({_literal(key)}, ", ")"
         lines += _module_lines(INDENT * 2, head, child, tail, key)
+    return lines + _tensor_lines(module)
+
+
+def _tensor_lines(module: fx.GraphModule) -> list[str]:
+    """`self.encoder.pos_embedding = nn.Parameter(torch.empty(1, 197, 768))` and its init, for
+    each learned tensor a layer holds at its own name (a class token, a layer scale)."""
+    inits: dict[str, tuple[str, dict[str, float]]] = module.meta.get(TENSOR_INITS, {})
+    lines = []
+    for name, parameter in _group_parameters(module):
+        owner, _, leaf = name.rpartition(".")
+        target = _accessor(owner) + (f".{leaf}" if _attribute(leaf) else "")
+        if not _attribute(leaf):
+            raise GeneratedSourceError(f"learned tensor {name!r}: {leaf!r} is not an attribute")
+        sizes = ", ".join(str(size) for size in parameter.shape)
+        lines.append(f"{INDENT * 2}{target} = nn.Parameter(torch.empty({sizes}))")
+        function, arguments = inits.get(name, ("zeros_", {}))
+        named = "".join(f", {key}={value!r}" for key, value in arguments.items())
+        lines += wrap(INDENT * 2, f"nn.init.{function}(", [target + named], ")")
     return lines
+
+
+def _group_parameters(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """Parameters held by the network or its groups directly, not by a layer's module."""
+    found = []
+    for path, owner in module.named_modules():
+        if owner is module or type(owner) is nn.Module:
+            prefix = f"{path}." if path else ""
+            found += [(prefix + key, value) for key, value in owner._parameters.items()]
+    return [(name, parameter) for name, parameter in found if parameter is not None]
+
+
+def _attribute(key: str) -> bool:
+    return key.isidentifier() and not keyword.iskeyword(key)
+
+
+def _accessor(dotted: str) -> str:
+    """`self.features["1"]["0"]` for the group `features.1.0` (ModuleDicts in the file)."""
+    text = "self"
+    for part in dotted.split(".") if dotted else []:
+        text += f".{part}" if _attribute(part) and text == "self" else f"[{_literal(part)}]"
+    return text
 
 
 def _module_lines(indent: str, head: str, module: nn.Module, tail: str, path: str) -> list[str]:
@@ -123,10 +167,11 @@ def _module_lines(indent: str, head: str, module: nn.Module, tail: str, path: st
 
 
 def _children(group: nn.Module, path: str) -> list[tuple[str, nn.Module]]:
-    """The children of a group (or of the network: path ""), which holds no tensors itself."""
-    if group._parameters or group._buffers:
+    """The children of a group (or of the network: path ""), whose only tensors of its own are
+    learned tensors of layers (`_tensor_lines` writes them)."""
+    if group._buffers:
         what = f"group {path!r}" if path else "the network"
-        raise GeneratedSourceError(f"{what} holds parameters or buffers outside its layers")
+        raise GeneratedSourceError(f"{what} holds buffers outside its layers")
     return [(key, child) for key, child in group._modules.items() if child is not None]
 
 
