@@ -90,10 +90,12 @@ def export_times(reference: nn.Module, ours: Path, theirs: Path, runs: int) -> N
     )
 
 
-def latency(ours: Path, theirs: Path, rounds: int) -> None:
+def latency(ours: Path, theirs: Path, rounds: int, threads: int = 0) -> None:
     """Batch 1 in onnxruntime, one session per file with the same options; the two files take
-    turns, and which of them goes first alternates from pair to pair."""
+    turns, and which of them goes first alternates from pair to pair. `threads` sets both
+    sessions' intra-op threads (0: onnxruntime's default, one per physical core)."""
     options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
     sessions = [
         onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         for path in (ours, theirs)
@@ -115,7 +117,8 @@ def latency(ours: Path, theirs: Path, rounds: int) -> None:
     ratio = statistics.median(x / y for x, y in zip(a, b, strict=True))
     verdict = "met" if ratio <= GOAL_RATIO else "NOT met"
     print(
-        f"onnxruntime, batch 1 ({options.graph_optimization_level.name}, outputs differ by "
+        f"onnxruntime, batch 1 ({options.graph_optimization_level.name}, "
+        f"{threads or 'default'} threads, outputs differ by "
         f"{difference:.2g}): archspec {statistics.median(a) * 1e3:.2f} ms, torch.onnx.export "
         f"{statistics.median(b) * 1e3:.2f} ms (medians of {rounds}); median of per-pair ratios "
         f"{ratio:.3f}, goal <= {GOAL_RATIO}: {verdict}"

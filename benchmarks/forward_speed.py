@@ -2,8 +2,11 @@
 
 ResNet-50 by default; `--models resnet50 efficientnet_b0 mobilenet_v3_large` adds the mobile
 networks, whose squeeze-excitation gates, depthwise convolutions and in-place residual adds stress
-other parts of the generated forward. Each hand-written model (`reference_models.py`) loads the
-compiled one's state_dict with strict=True and must give equal logits before it is timed.
+other parts of the generated forward, and `vit_b_16 swin_t convnext_tiny` the transformers and
+ConvNeXt: tokens, attention, learned tensors (class token, position embedding, layer scale) and
+channels-last maps. Each hand-written model (`reference_models.py`, `reference_transformers.py`,
+`reference_convnext.py`) loads the compiled one's state_dict with strict=True and must give equal
+logits before it is timed.
 
 On glibc, much of a CPU forward at batch 8 is page faults: the C allocator returns freed
 activations to the system and faults them in again. The compiled forward frees each value at its
@@ -29,7 +32,9 @@ from torch import nn
 import archspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reference_convnext import convnext_tiny
 from reference_models import efficientnet_b0, mobilenet_v3_large, resnet50
+from reference_transformers import swin_t, vit_b_16
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -38,6 +43,9 @@ REFERENCES: dict[str, Callable[[], nn.Module]] = {
     "resnet50": resnet50,
     "efficientnet_b0": efficientnet_b0,
     "mobilenet_v3_large": mobilenet_v3_large,
+    "vit_b_16": vit_b_16,
+    "swin_t": swin_t,
+    "convnext_tiny": convnext_tiny,
 }
 GOAL_RATIO = 1.02
 GOAL_BUILD_SECONDS = 0.5

@@ -11,7 +11,7 @@ from archspec.analysis import LayerReport, Report
 from archspec.errors import UsageError
 from archspec.files import atomic_write
 from archspec.ir import INPUT
-from archspec.ops.base import Shape
+from archspec.ops.base import SHAPE_ONLY, Shape
 
 #: Graphviz's layout grows faster than linearly: beyond this a drawing takes minutes.
 MAX_RENDERED_BOXES = 3000
@@ -27,6 +27,8 @@ class Box:
     shape: Shape
     params: int
     merge: str | None = None  # the symbol of an add or concat drawn as a circle
+    detail: str = ""  # of a collapsed group: the ops that compute (`multihead_attention, linear`)
+    learned: bool = False  # a learned tensor (a class token): it reads no data
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class Edge:
     source: int
     target: int
     skip: bool  # not from the box just before: a skip connection
+    shape_only: bool = False  # the target reads only the source's size (its batch, its H x W)
 
 
 #: What a drawing can be saved as, by file suffix: text (Mermaid, DOT) or Graphviz's images.
@@ -101,32 +104,74 @@ def build_diagram(report: Report, depth: int | None = None) -> Diagram:
         boxes.append(
             Box(
                 name=name,
-                op=_marked(last) if single else f"{len(layers)} layers",
+                op=_marked(last) if single else _count(name, layers),
                 shape=last.output_shape,
                 params=sum(layer.params for layer in layers),
                 merge=last.op.drawing_symbol if single else None,
+                detail="" if single else _computing_ops(layers),
+                learned=single and not _data_inputs(last),
             )
         )
         position[name] = len(boxes) - 1
-    pairs: dict[tuple[int, int], None] = {}  # ordered and without repeats
+    pairs: dict[tuple[int, int], bool] = {}  # ordered, without repeats: whether shape only
     for layer in report.layers:
         target = position[_group(layer.name, depth)]
+        data = _data_inputs(layer)
         for producer in layer.inputs:
             source = position[producer if producer == INPUT else _group(producer, depth)]
             if source != target:
-                pairs[source, target] = None
+                pairs[source, target] = pairs.get((source, target), True) and producer not in data
     # the main flow: a box's first input, when that box is also its source's first reader;
-    # the rest (a shortcut leaving the block input, rejoining at the add) are skip connections
+    # the rest (a shortcut leaving the block input, rejoining at the add) are skip connections.
+    # Sizes read and learned tensors joining in are neither.
     first_reader: dict[int, int] = {}
     first_input: dict[int, int] = {}
-    for source, target in pairs:
-        first_reader.setdefault(source, target)
-        first_input.setdefault(target, source)
+    for (source, target), shape_only in pairs.items():
+        if not shape_only and not boxes[source].learned:
+            first_reader.setdefault(source, target)
+            first_input.setdefault(target, source)
     edges = tuple(
-        Edge(source, target, not (first_reader[source] == target and first_input[target] == source))
-        for source, target in pairs
+        Edge(
+            source,
+            target,
+            skip=not (shape_only or boxes[source].learned)
+            and not (first_reader.get(source) == target and first_input.get(target) == source),
+            shape_only=shape_only,
+        )
+        for (source, target), shape_only in pairs.items()
     )
     return Diagram(report.name, tuple(boxes), edges)
+
+
+def _data_inputs(layer: LayerReport) -> set[str]:
+    """The inputs whose values the layer reads: not those read for their size alone."""
+    steps = layer.op.window(layer.input_shapes)
+    per_input = steps if isinstance(steps, tuple) else (steps,) * len(layer.inputs)
+    return {name for name, step in zip(layer.inputs, per_input, strict=True) if step != SHAPE_ONLY}
+
+
+def _count(name: str, layers: list[LayerReport]) -> str:
+    """`24 layers`, or `2 x 12 layers` (a multiplication sign) for a group of equal sub-groups:
+    repeated blocks."""
+    depth = name.count(".") + 1
+    children: dict[str, int] = {}
+    for layer in layers:
+        child = ".".join(layer.name.split(".")[: depth + 1])
+        children[child] = children.get(child, 0) + 1
+    sizes = set(children.values())
+    if len(children) > 1 and len(sizes) == 1 and min(sizes) > 1:
+        return f"{len(children)} \N{MULTIPLICATION SIGN} {min(sizes)} layers"
+    return f"{len(layers)} layers"
+
+
+#: Ops a collapsed group's box names, at most: the first few that compute tell what it is.
+NAMED_OPS = 3
+
+
+def _computing_ops(layers: list[LayerReport]) -> str:
+    """The distinct ops of a group that multiply by weights or resample, in order."""
+    named = [_marked(layer) for layer in layers if layer.macs or layer.op.drawing_mark]
+    return ", ".join(list(dict.fromkeys(named))[:NAMED_OPS])
 
 
 def _marked(layer: LayerReport) -> str:
@@ -141,7 +186,7 @@ def _group(name: str, depth: int | None) -> str:
 
 
 def _label(box: Box, params: bool) -> list[str]:
-    lines = [part for part in (box.name, box.op) if part]
+    lines = [part for part in (box.name, box.op, box.detail) if part]
     lines.append("(N, " + ", ".join(map(str, box.shape)) + ")")
     if params and box.params:
         lines.append(f"{box.params:,} params")
@@ -157,7 +202,7 @@ def _mermaid(diagram: Diagram, params: bool) -> str:
             text = "<br/>".join(_escape_mermaid(part) for part in _label(box, params))
             lines.append(f'    n{index}["{text}"]')
     for edge in diagram.edges:
-        arrow = "-.->" if edge.skip else "-->"
+        arrow = "-.->" if edge.skip or edge.shape_only else "-->"
         lines.append(f"    n{edge.source} {arrow} n{edge.target}")
     return "\n".join(lines) + "\n"
 
@@ -177,9 +222,12 @@ def _dot(diagram: Diagram, params: bool) -> str:
             )
         else:
             label = "\\n".join(_escape_dot(part) for part in _label(box, params))
-            lines.append(f'    n{index} [label="{label}"];')
+            learned = ', fillcolor="#e3f4e1"' if box.learned else ""
+            lines.append(f'    n{index} [label="{label}"{learned}];')
     for edge in diagram.edges:
         style = ' [style=dashed, color="#c0392b"]' if edge.skip else ""
+        if edge.shape_only:
+            style = ' [style=dotted, color="#aaaaaa", arrowhead=none]'  # its size, not its values
         lines.append(f"    n{edge.source} -> n{edge.target}{style};")
     lines.append("}")
     return "\n".join(lines) + "\n"
