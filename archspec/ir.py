@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from archspec.errors import Position, SpecError, suggest
 from archspec.ops.base import MAX_DIM, Op, Shape
-from archspec.ops.layouts import LETTERS, Layout, default_layout
+from archspec.ops.layouts import FEATURES, POSITIONS, Layout, default_layout
 from archspec.ops.registry import OPS
 
 if TYPE_CHECKING:
@@ -217,11 +217,12 @@ def layout_problem(layout: object, rank: int) -> str | None:
     if (
         not isinstance(layout, str)
         or len(layout) != rank
-        or any(axis not in LETTERS for axis in layout)
+        or any(axis not in POSITIONS + FEATURES for axis in layout)
         or len(set(layout)) != len(layout)
     ):
         return (
-            f"input layout must be {rank} distinct letters, one per input axis, of {LETTERS} "
+            f"input layout must be {rank} distinct letters, one per input axis, of "
+            f"{POSITIONS + FEATURES} "
             f"(C channels or features, L T H W positions; as CHW, HWC or LC), got {layout!r}"
         )
     return None

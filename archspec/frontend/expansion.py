@@ -24,7 +24,7 @@ from archspec.frontend.spec import (
     SpecDocument,
     is_name_template,
 )
-from archspec.ir import INPUT, Network, NetworkError, Pending, arity_problem
+from archspec.ir import INPUT, Network, NetworkError, Pending, arity_problem, layout_problem
 from archspec.late import is_late
 from archspec.ops.base import MAX_DIM
 from archspec.ops.registry import OPS, lookup
@@ -51,6 +51,9 @@ def build_network(
     """
     expander, outputs, keys = _expand(document, source, params, freeze, set())
     input_shape = _input_shape(document.input, params, expander)
+    problem = layout_problem(document.layout, len(input_shape)) if input_shape else None
+    if problem:
+        expander.error(("layout",), problem)
     if expander.errors:
         raise SpecError.collect(expander.errors)
     if outputs == [INPUT] or not expander.layers:
@@ -66,7 +69,14 @@ def build_network(
         for layer in expander.layers.values()
     ]
     try:
-        return Network(document.name, input_shape, tuple(layers), tuple(outputs), tuple(keys))
+        return Network(
+            document.name,
+            input_shape,
+            tuple(layers),
+            tuple(outputs),
+            tuple(keys),
+            layout=document.layout,
+        )
     except NetworkError as error:  # a cycle: every other problem is reported above
         where = source.position(error.origin) if error.origin is not None else None
         raise SpecError.collect([Diagnostic(error.message, where)]) from error

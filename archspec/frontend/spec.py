@@ -215,6 +215,11 @@ class SpecDocument(BaseModel):
         description="input shape without the batch: [F], [C, L], [C, H, W] or [C, T, H, W]; "
         "a size may be an expression over parameters",
     )
+    layout: Annotated[str, Field(pattern=r"^[CFLTHW]{1,4}$")] | None = Field(
+        None,
+        description="the input's layout, one letter per axis: C channels or features, L T H W "
+        "positions (LC: tokens, HWC: channels last); default channels first, by rank",
+    )
     params: dict[Name, Value] = Field(default_factory=dict)
     variants: dict[Name, dict[Name, Value]] = Field(
         default_factory=dict,
