@@ -113,7 +113,39 @@ layers:
   - {op: avg_pool3d, kernel: 2}
   - {op: max_pool3d, kernel: [1, 2, 2]}
 """
-EVERY_OP = {"every_op_2d": EVERY_OP_2D, "every_op_1d": EVERY_OP_1D, "every_op_3d": EVERY_OP_3D}
+#: Tokens, channels-last maps and attention (ViT's, Swin's, ConvNeXt's ops), small: the window
+#: attention pads a 10x10 map to 12x12 windows of 4 and shifts them.
+EVERY_OP_TOKENS = """
+name: every_op_tokens
+input: [3, 20, 20]
+layers:
+  - {name: patches, op: conv2d, out_channels: 8, kernel: 2, stride: 2}
+  - {name: norm2d, op: layer_norm}
+  - {name: last, op: permute, dims: [0, 2, 3, 1]}
+  - {name: attn, op: shifted_window_attention, num_heads: 2, window_size: 4, shift_size: 2}
+  - {name: merged, op: patch_merging}
+  - {name: norm, op: layer_norm}
+  - {name: reduce, op: linear, out_features: 16, bias: false}
+  - {name: seq, op: flatten, start_dim: 1, end_dim: 2}
+  - {name: cls, op: parameter, shape: [1, 1, 16], init: trunc_normal}
+  - {name: joined, op: concat, inputs: [cls, seq], dim: 1}
+  - {name: pos, op: parameter, shape: [1, 26, 16], init: normal}
+  - {name: embedded, op: add, inputs: [joined, pos]}
+  - {name: mha, op: multihead_attention, num_heads: 4}
+  - {name: swapped, op: transpose, dim0: 1, dim1: 2}
+  - {name: regrouped, op: reshape, shape: [-1, 26], layout: CL}
+  - {name: back, op: permute, dims: [0, 2, 1]}
+  - {name: tail, op: slice, dim: 1, start: 1}
+  - {name: scale, op: parameter, shape: [16], init: ones}
+  - {name: scaled, op: mul, inputs: [tail, scale]}
+  - {name: first, op: select, dim: 1, index: 0}
+"""
+EVERY_OP = {
+    "every_op_2d": EVERY_OP_2D,
+    "every_op_1d": EVERY_OP_1D,
+    "every_op_3d": EVERY_OP_3D,
+    "every_op_tokens": EVERY_OP_TOKENS,
+}
 
 
 def _exported() -> dict[str, archspec.Spec]:

@@ -319,6 +319,15 @@ def _name_after_layers(model: onnx.ModelProto, report: Report) -> None:
     # the exporter places at its reader) made some other tensor
     for layer in folded:
         last_output.pop(layer, None)
+    # so is the output of a layer whose last transpose the exporter cancelled against the next
+    # layer's (a layer norm over channels before a permute to channels last): its last node
+    # made a tensor of another shape
+    shapes = _inferred_shapes(model)
+    static = {layer.name: list(layer.output_shape) for layer in report.layers}
+    for layer, tensor in list(last_output.items()):
+        found = shapes.get(tensor)
+        if found is not None and found[1:] != static[layer]:
+            del last_output[layer]
     interface = {value.name for value in (*graph.input, *graph.output)}
     renames = {
         old: layer
@@ -342,6 +351,15 @@ def _name_after_layers(model: onnx.ModelProto, report: Report) -> None:
     for node in graph.node:
         del node.metadata_props[:]
     del graph.metadata_props[:]
+
+
+def _inferred_shapes(model: onnx.ModelProto) -> dict[str, list[int | str]]:
+    """The shapes ONNX's shape inference gives the graph's tensors (batch first)."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    return {
+        info.name: [dim.dim_param or dim.dim_value for dim in info.type.tensor_type.shape.dim]
+        for info in (*inferred.graph.value_info, *inferred.graph.output)
+    }
 
 
 def _layer_of(node: onnx.NodeProto, layers: set[str]) -> str:
