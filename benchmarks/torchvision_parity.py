@@ -30,7 +30,7 @@ import torch
 import torchvision
 from torch import nn
 from torchvision import models
-from torchvision_state_dicts import MODELS, setting
+from torchvision_state_dicts import MODELS, example_of, setting
 
 import archspec
 from archspec.backends.torch import compile_module
@@ -80,7 +80,8 @@ def compare(name: str, atol: float) -> tuple[dict[str, float], float, bool]:
     model, kwargs, overrides = setting(name)
     reference = models.get_model(model, weights=None, **kwargs).eval()
     randomize_norms(reference)
-    spec = archspec.load(EXAMPLES / f"{model}.yaml", overrides)
+    example, variant = example_of(name)
+    spec = archspec.load(EXAMPLES / f"{example}.yaml", overrides, variant=variant)
     network = compile_module(spec)
     try:
         network.load_state_dict(reference.state_dict(), strict=True)

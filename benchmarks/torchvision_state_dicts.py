@@ -53,6 +53,7 @@ MODELS = (
     "convnext_tiny",
     "vit_b_16",
     "swin_t",
+    "swin_v2_t",
 )
 #: Keyword arguments for the models whose defaults differ from the example: the examples leave out
 #: the auxiliary classifiers (used in training only) and the input transform of the TensorFlow
@@ -72,7 +73,24 @@ SETTINGS: dict[str, tuple[str, dict[str, object]]] = {
     "fcn_resnet50_aux": ("fcn_resnet50", {"aux_loss": True}),
     "deeplabv3_resnet50_aux": ("deeplabv3_resnet50", {"aux_loss": True}),
 }
+#: torchvision models that are a variant of an example: name -> (example, variant).
+VARIANTS: dict[str, tuple[str, str]] = {
+    "swin_s": ("swin_t", "s"),
+    "swin_b": ("swin_t", "b"),
+    "swin_v2_t": ("swin_t", "v2_t"),
+    "swin_v2_s": ("swin_t", "v2_s"),
+    "convnext_small": ("convnext_tiny", "small"),
+    "vit_b_32": ("vit_b_16", "b_32"),
+    "vit_l_16": ("vit_b_16", "l_16"),
+}
 GOLDEN = Path(__file__).resolve().parent.parent / "tests" / "golden" / "torchvision"
+
+
+def example_of(name: str) -> tuple[str, str | None]:
+    """(the example that builds a golden's model, its variant or None)."""
+    model, _ = SETTINGS.get(name, (name, {}))
+    example, variant = VARIANTS.get(model, (model, None))
+    return example, variant
 
 
 def setting(name: str) -> tuple[str, dict[str, object], dict[str, object]]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import strategies as st
+
+from archspec.ops.layouts import LaidOut, default_layout
 
 Shape = tuple[int, ...]
 Pair = tuple[int, int]
@@ -53,6 +56,30 @@ def shapes(rank: int | None = None) -> st.SearchStrategy[Shape]:
     return flat | spatial
 
 
+#: Per layout, the largest size drawn along each axis: small enough to run in milliseconds.
+LAYOUT_SIZES: dict[str, tuple[int, ...]] = {
+    "F": (24,),
+    "CL": (6, 12),
+    "CHW": (6, 8, 8),
+    "CTHW": (4, 4, 5, 5),
+    "LC": (12, 8),
+    "HWC": (8, 8, 6),
+}
+
+
+def laid_out_shapes(layouts: Sequence[str] = tuple(LAYOUT_SIZES)) -> st.SearchStrategy[Shape]:
+    """Shapes of the given layouts: plain tuples when channels first, as a spec's input is
+    (what a shape without a layout means), LaidOut otherwise."""
+
+    def of(layout: str) -> st.SearchStrategy[Shape]:
+        sizes = st.tuples(*(st.integers(1, high) for high in LAYOUT_SIZES[layout]))
+        if layout == default_layout(len(layout)):
+            return sizes
+        return sizes.map(lambda drawn: LaidOut(drawn, layout))
+
+    return st.one_of(*(of(layout) for layout in layouts))
+
+
 @st.composite
 def conv2d_cases(draw: st.DrawFn) -> OpCase:
     groups = draw(st.integers(1, 4))
@@ -88,7 +115,8 @@ def conv2d_cases(draw: st.DrawFn) -> OpCase:
 @st.composite
 def linear_cases(draw: st.DrawFn) -> OpCase:
     fields = {"out_features": draw(st.integers(1, 64)), "bias": draw(st.booleans())}
-    return OpCase(fields, (draw(shapes(1)),))
+    # features, tokens (L, C) or a channels-last map (H, W, C): it acts on the last axis
+    return OpCase(fields, (draw(shapes(1) | laid_out_shapes(("LC", "HWC"))),))
 
 
 def _pool_common(draw: st.DrawFn, dilation: Pair) -> tuple[dict[str, Any], Pair]:
@@ -178,8 +206,12 @@ def softmax_cases(draw: st.DrawFn) -> OpCase:
 
 @st.composite
 def flatten_cases(draw: st.DrawFn) -> OpCase:
-    shape = draw(shapes())
-    return OpCase({"start_dim": draw(st.integers(1, len(shape)))}, (shape,))
+    shape = draw(shapes() | laid_out_shapes())
+    start_dim = draw(st.integers(1, len(shape)))
+    fields: dict[str, Any] = {"start_dim": start_dim}
+    if draw(st.booleans()):  # else to the last axis, torch's default
+        fields["end_dim"] = draw(st.sampled_from([-1, *range(start_dim, len(shape) + 1)]))
+    return OpCase(fields, (shape,))
 
 
 @st.composite

@@ -10,8 +10,10 @@ changes values or windows, which is what these tests see.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -20,11 +22,13 @@ import torch
 import torch.nn.functional as F
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from oracle import position_axes, position_sizes
 from strategies import OP_STRATEGIES, OpCase, family_references
 from torch import nn
 
 from archspec.ops import GLOBAL, OPS, POINTWISE, Op, Shape, TorchCall, Window
-from archspec.ops.base import SHAPE_ONLY, Rational, Step
+from archspec.ops.base import SHAPE_ONLY, Rational, Step, TorchTensor
+from archspec.ops.layouts import FEATURES, LaidOut, Layout, layout_of
 
 BATCH = 2
 DTYPE = torch.float64  # exact enough that every comparison below is at float64's tolerance
@@ -39,10 +43,26 @@ Tensors = list[torch.Tensor]
 Lowered = nn.Module | TorchCall
 
 
+class LearnedTensor(nn.Module):
+    """A learned tensor as the torch backend installs it: a parameter filled by its init, and
+    its call on (the parameter, *the layer's inputs)."""
+
+    def __init__(self, lowered: TorchTensor) -> None:
+        super().__init__()
+        self.tensor = nn.Parameter(torch.empty(lowered.shape))
+        with torch.no_grad():
+            getattr(nn.init, lowered.init)(self.tensor, **lowered.init_kwargs)
+        self.call = lowered.call
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return run(self.call, [self.tensor, *inputs])
+
+
 def build(name: str, case: OpCase) -> tuple[Op, Lowered]:
     """The op from the case's fields and its lowering, in float64 with random weights."""
     op = OPS[name].model_validate(case.fields)
-    lowered = op.to_torch(case.inputs)
+    built = op.to_torch(case.inputs)
+    lowered = LearnedTensor(built) if isinstance(built, TorchTensor) else built
     if isinstance(lowered, nn.Module):
         lowered.to(DTYPE)
         with torch.no_grad():
@@ -193,7 +213,8 @@ def _softmax(op: Any, x: torch.Tensor) -> torch.Tensor:
 
 
 def _flatten(op: Any, x: torch.Tensor) -> torch.Tensor:
-    return x.reshape(*x.shape[: op.start_dim], -1)
+    last = x.dim() - 1 if op.end_dim == -1 else op.end_dim
+    return x.reshape(*x.shape[: op.start_dim], -1, *x.shape[last + 1 :])
 
 
 def _dropout(op: Any, lowered: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -281,11 +302,37 @@ def test_values_match_reference(name, data):
         with torch.no_grad():
             _randomise_buffers(lowered)
     tensors = random_inputs(case.inputs)
+    reference = VALUE_ORACLES[name]
+    # tensors do not carry a layout: a reference that needs one (where are the features?) asks
+    wanted = "layouts" in inspect.signature(reference).parameters
+    layouts = {"layouts": [layout_of(shape) for shape in case.inputs]} if wanted else {}
     with torch.no_grad():
-        expected = VALUE_ORACLES[name](op, lowered, *tensors)
+        expected = reference(op, lowered, *tensors, **layouts)
         actual = run(lowered, tensors)
     assert tuple(actual.shape) == (BATCH, *op.output_shape(case.inputs))
     torch.testing.assert_close(actual, expected)
+
+
+@pytest.mark.parametrize("init", ["zeros", "ones", "constant", "normal", "trunc_normal"])
+def test_learned_tensor_is_filled_as_its_fields_say(init):
+    """zeros, ones and constant exactly; normal and trunc_normal at mean 0 with the std asked."""
+    std, value = 0.05, 0.7
+    fields: dict[str, Any] = {"shape": [64, 64], "init": init}
+    if init == "constant":
+        fields["value"] = value
+    elif init in ("normal", "trunc_normal"):
+        fields["std"] = std
+    lowered = OPS["parameter"].model_validate(fields).to_torch([(3, 5)])
+    assert isinstance(lowered, TorchTensor)
+    torch.manual_seed(0)
+    tensor = LearnedTensor(lowered).tensor.detach()
+    exact = {"zeros": 0.0, "ones": 1.0, "constant": value}
+    if init in exact:
+        assert torch.equal(tensor, torch.full_like(tensor, exact[init]))
+    else:
+        # 4096 draws: the mean is within 4 standard errors of 0, the deviation within 5% of std
+        assert abs(tensor.mean().item()) < 4 * std / math.sqrt(tensor.numel())
+        assert abs(tensor.std().item() / std - 1) < 0.05
 
 
 @settings(deadline=None)
@@ -324,48 +371,86 @@ def test_batchnorm_training_step_matches_reference(case):
 
 
 # -- receptive-field step -----------------------------------------------------------------------
-# One output unit (every channel at one position, weighted by random positive numbers, so no
+# One output unit (every feature at one position, weighted by random positive numbers, so no
 # softmax sum stays constant) is backpropagated to the inputs; the input positions with a
 # non-zero gradient must be the ones its declared step reads. Inputs and weights are positive,
-# so no gradient cancels to zero by accident. Inputs are (C, L), (C, H, W) or (C, T, H, W);
-# outputs that do not keep those spatial axes are one unit.
+# so no gradient cancels to zero by accident. Positions are the axes a layout names L, T, H or W,
+# wherever they are: (C, H, W) and (H, W, C) both have (H, W). An output keeping the input's
+# position axes has a unit per position; one whose positions are regrouped (a map flattened into
+# tokens) has a unit per position too, at the same place in row-major order; any other output
+# is one unit.
 
-#: One output position: its index along each spatial axis, or None for the whole output.
-Position = tuple[int, ...] | None
+
+@dataclass(frozen=True)
+class Unit:
+    """One output unit: its index into sample 0's output, and the input position its step is
+    taken from, along the input's position axes; both None for the whole output."""
+
+    index: tuple[int | slice, ...] | None
+    position: tuple[int, ...] | None
+
+
+WHOLE_OUTPUT = Unit(None, None)
 
 
 def _positive(lowered: Lowered) -> None:
+    """Every weight positive, and each weight matrix divided by its fan-in: attention's scores
+    stay about 1, so that no softmax weight underflows to an exact 0 (the unit would seem not to
+    read a token it does read) and no masked one outweighs torchvision's -100."""
     if isinstance(lowered, nn.Module):
         with torch.no_grad():
             for parameter in lowered.parameters():
                 parameter.abs_().add_(0.1)
+                if parameter.dim() >= 2:
+                    parameter.div_(parameter[0].numel())
         lowered.eval()
         lowered.requires_grad_(False)
 
 
-def _unit(output: torch.Tensor, position: Position) -> torch.Tensor:
-    """Sample 0's channels at `position` (or its whole output), weighted by positive numbers."""
-    values = output[0] if position is None else output[(0, slice(None), *position)]
+def _unit(output: torch.Tensor, unit: Unit) -> torch.Tensor:
+    """Sample 0's features at the unit (or its whole output), weighted by positive numbers."""
+    values = output[0] if unit.index is None else output[0][unit.index]
     generator = torch.Generator().manual_seed(0)
     weights = torch.rand(values.shape, generator=generator, dtype=DTYPE) + 0.5
     return (values * weights).sum()
 
 
+def _feature_axes(shape: Shape) -> tuple[int, ...]:
+    """The axes of one sample that are not positions: channels, features, unknown."""
+    return tuple(axis for axis, letter in enumerate(layout_of(shape)) if letter not in "LTHW")
+
+
+#: torchvision masks a shifted window's scores by adding -100, which float64 still sees:
+#: e^-100 ~ 4e-44 of a weight. Gradients this small beside the largest are a masked read.
+MASKED = 1e-30
+
+
 def gradient_region(
-    lowered: Lowered, shapes: Sequence[Shape], position: Position
+    lowered: Lowered, shapes: Sequence[Shape], unit: Unit, negligible: float = 0.0
 ) -> list[torch.Tensor | None]:
-    """Per input, the spatial positions of sample 0 whose gradient is non-zero; None for an
-    input whose values the op never reads (one that gives only its shape, as a target size)."""
+    """Per input, the positions of sample 0 whose gradient is non-zero (above `negligible` of the
+    largest); None for an input whose values the op never reads (one that gives only its shape,
+    as a target size, or the batch size of a learned tensor)."""
     tensors = [t.requires_grad_(True) for t in random_inputs(shapes, 0.5, 1.5)]
-    grads = torch.autograd.grad(_unit(run(lowered, tensors), position), tensors, allow_unused=True)
-    return [None if grad is None else grad[0].abs().sum(0) != 0 for grad in grads]
+    probe = _unit(run(lowered, tensors), unit)
+    if not probe.requires_grad:  # no input reaches the output at all
+        return [None] * len(tensors)
+    grads = torch.autograd.grad(probe, tensors, allow_unused=True)
+    regions: list[torch.Tensor | None] = []
+    for shape, grad in zip(shapes, grads, strict=True):
+        if grad is None:
+            regions.append(None)
+            continue
+        features = _feature_axes(shape)
+        magnitude = grad[0].abs().sum(features) if features else grad[0].abs()
+        regions.append(magnitude > negligible * magnitude.max())
+    return regions
 
 
-def spike_region(
-    lowered: Lowered, shapes: Sequence[Shape], position: Position
-) -> list[torch.Tensor]:
+def spike_region(lowered: Lowered, shapes: Sequence[Shape], unit: Unit) -> list[torch.Tensor]:
     """For max pooling, whose gradient reaches one element per window: the positions where a
-    value above all others (2 in [0, 1)) changes the unit, all spatial spikes in one batch."""
+    value above all others (2 in [0, 1)) changes the unit, all spatial spikes in one batch.
+    Max pools take channels first, (C, *positions)."""
     ((channels, *spatial),) = shapes
     count = math.prod(spatial)
     base = torch.rand(1, channels, *spatial, dtype=DTYPE)
@@ -373,20 +458,21 @@ def spike_region(
     spiked.view(count, channels, count)[torch.arange(count), :, torch.arange(count)] = 2.0
     with torch.no_grad():
         outputs = run(lowered, [torch.cat([base, spiked])])
-    units = outputs if position is None else outputs[(slice(None), slice(None), *position)]
+    units = outputs if unit.index is None else outputs[(slice(None), *unit.index)]
     changed = (units[1:] != units[:1]).flatten(1).any(1)
     return [changed.view(*spatial)]
 
 
-def declared_region(window: Step, shape: Shape, output: Shape, position: Position) -> torch.Tensor:
-    """The spatial positions unit `position` reads by the declared step, clipped to the input."""
-    spatial = shape[1:]
+def declared_region(window: Step, shape: Shape, position: tuple[int, ...] | None) -> torch.Tensor:
+    """The positions the unit at input `position` reads by the declared step, clipped to the
+    input; for the whole output (`position` None), every position: a window then says nothing
+    about which, so only a known bound may declare one there."""
+    spatial = position_sizes(shape)
     if window == SHAPE_ONLY:
         return torch.zeros(spatial, dtype=torch.bool)
-    if window == GLOBAL:
+    if window == GLOBAL or position is None:
         return torch.ones(spatial, dtype=torch.bool)
     assert isinstance(window, Window)
-    assert position is not None, f"a {window} keeps the spatial axes, yet the output is {output}"
     if window == POINTWISE:  # every op may return it, whatever the input's rank
         window = Window((1,) * len(spatial))
     assert len(window.kernel) == len(spatial), f"{window} on an input of shape {shape}"
@@ -423,6 +509,47 @@ def _declared_reads(
     return torch.arange(first, last + 1)
 
 
+def _index(layout: Layout, coordinates: dict[str, int]) -> tuple[int | slice, ...]:
+    """An index into one sample laid out as `layout`: the coordinate along each position axis,
+    every feature."""
+    return tuple(coordinates.get(letter, slice(None)) for letter in layout)
+
+
+def unit_at(
+    steps: Sequence[Step], shape: Shape, output: Shape, output_layout: Layout, place: int
+) -> Unit:
+    """The output unit numbered `place` in row-major order over the output's positions (taken
+    modulo their count), and the input position its step starts from: the same letters' same
+    coordinates where the output keeps the input's position axes; the same place in row-major
+    order where a pointwise op regroups them; the whole output otherwise."""
+    laid_out = LaidOut(output, output_layout)
+    letters, sizes = position_axes(shape), position_sizes(shape)
+    out_letters, out_sizes = position_axes(laid_out), position_sizes(laid_out)
+    kept = bool(out_letters) and sorted(out_letters) == sorted(letters)
+    # one position in, none out (a (C, 1) reshaped to (C,)) is regrouped too: one unit, one read
+    regrouped = all(step == POINTWISE for step in steps) and math.prod(out_sizes) == math.prod(
+        sizes
+    )
+    if not (kept or regrouped):
+        return WHOLE_OUTPUT
+    place %= math.prod(out_sizes)
+    out_coordinates = dict(zip(out_letters, _unravel(place, out_sizes), strict=True))
+    if kept:
+        position = tuple(out_coordinates[letter] for letter in letters)
+    else:
+        position = _unravel(place, sizes)
+    return Unit(_index(output_layout, out_coordinates), position)
+
+
+def _unravel(place: int, sizes: Sequence[int]) -> tuple[int, ...]:
+    """Row-major coordinates of `place` in a grid of `sizes`."""
+    coordinates = []
+    for size in reversed(sizes):
+        place, coordinate = divmod(place, size)
+        coordinates.append(coordinate)
+    return tuple(reversed(coordinates))
+
+
 #: Per spatial rank, the words _describe names the axes by.
 AXIS_NAMES = {1: ("positions",), 2: ("rows", "cols"), 3: ("frames", "rows", "cols")}
 
@@ -437,8 +564,8 @@ def _describe(mask: torch.Tensor) -> str:
     )
 
 
-#: Ops that never take an input with spatial axes, so their units have no receptive field.
-NOT_SPATIAL = {"linear": "takes (features,) only"}
+#: Ops that never take an input with positions, so their units have no receptive field.
+NOT_SPATIAL: dict[str, str] = {}
 #: Ops whose gradient reaches one element per window: their region is measured by spikes.
 MAX_POOLS = {"max_pool1d", "max_pool2d", "max_pool3d", "adaptive_max_pool2d"}
 ADAPTIVE_POOLS = {
@@ -456,6 +583,7 @@ ADAPTIVE_POOLS = {
 def known_bound(name: str, op: Any, inputs: Sequence[Shape]) -> str | None:
     """Why the op's declared step is only a bound for these inputs, or None when it is exact."""
     shape = inputs[0]
+    layout = layout_of(shape)
     if name == "softmax" and shape[op.dim - 1] == 1:
         return "softmax over one element is constantly 1: its unit reads nothing"
     if name == "softmax" and op.dim >= 2:
@@ -466,53 +594,67 @@ def known_bound(name: str, op: Any, inputs: Sequence[Shape]) -> str | None:
         return "reflect and replicate padding read mirrored or edge pixels: no affine window"
     if name in ("upsample", "conv_transpose2d") and not op.window_is_exact(inputs):
         return "reads not affine in the output position, or moved by float rounding"
+    if name == "select" and layout[op.dim - 1] not in FEATURES:
+        return "one position of the axis it drops, which no step over the others names"
+    if name == "reshape" and op.window(inputs) == GLOBAL:
+        return "positions regrouped: each unit reads the one at its place in row-major order"
+    if name == "layer_norm" and op.window(inputs) == GLOBAL:
+        normalised = layout[-op.axes :]
+        if any(letter not in normalised for letter in position_axes(shape)):
+            return "statistics over some position axes: a unit reads a line or plane of them"
+    if name == "shifted_window_attention" and op.window(inputs) != GLOBAL:
+        return "a token reads its own window, which the 2w - 1 centred on it contains"
     return None
 
 
 def measured_and_declared(
-    name: str, op: Op, lowered: Lowered, inputs: Sequence[Shape], position: Position
+    name: str, op: Op, lowered: Lowered, inputs: Sequence[Shape], unit: Unit
 ) -> list[tuple[torch.Tensor | None, torch.Tensor]]:
-    """Per input, the spatial region torch reads for the unit (None: no value read) and the one
-    the op declares."""
+    """Per input, the positions torch reads for the unit (None: no value read) and the ones the
+    op declares."""
     _positive(lowered)
-    measure = spike_region if name in MAX_POOLS else gradient_region
     steps = op.window(inputs)
     per_input = steps if isinstance(steps, tuple) else (steps,) * len(inputs)
-    output = op.output_shape(inputs)
-    seen = measure(lowered, inputs, position)
+    if name in MAX_POOLS:
+        seen: Sequence[torch.Tensor | None] = spike_region(lowered, inputs, unit)
+    else:
+        negligible = MASKED if name == "shifted_window_attention" else 0.0
+        seen = gradient_region(lowered, inputs, unit, negligible)
     return [
-        (region, declared_region(step, shape, output, position))
+        (region, declared_region(step, shape, unit.position))
         for shape, step, region in zip(inputs, per_input, seen, strict=True)
     ]
 
 
 @pytest.mark.parametrize("name", sorted(set(OPS) - set(NOT_SPATIAL)))
-# inputs without spatial axes, such as (features,), are filtered out
+# inputs without positions, such as (features,), are filtered out
 @settings(deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(data=st.data())
 def test_window_matches_gradient(name, data):
     """A random output unit reads exactly (or, for a known bound, at most) its declared region."""
     case = data.draw(OP_STRATEGIES[name], label="case")
-    rank = len(case.inputs[0])
-    # fields are spatial: (C, L), (C, H, W) or (C, T, H, W), every input of one layout
-    assume(rank >= 2 and all(len(shape) == rank for shape in case.inputs))
+    layouts = {layout_of(shape) for shape in case.inputs}
+    # fields are over positions: every input of one layout, with a position axis
+    assume(len(layouts) == 1 and position_axes(case.inputs[0]))
     op, lowered = build(name, case)
     bound = known_bound(name, op, case.inputs)
     output = op.output_shape(case.inputs)
-    position = None
-    if len(output) == rank:  # the spatial axes are kept: a unit is one position
-        position = tuple(
-            data.draw(st.integers(0, size - 1), label=f"spatial axis {axis}")
-            for axis, size in enumerate(output[1:])
+    steps = op.window(case.inputs)
+    per_input = steps if isinstance(steps, tuple) else (steps,) * len(case.inputs)
+    place = data.draw(st.integers(0, math.prod(output) - 1), label="unit")
+    unit = unit_at(per_input, case.inputs[0], output, op.output_layout(case.inputs, output), place)
+    if unit == WHOLE_OUTPUT and bound is None:
+        assert not any(isinstance(step, Window) for step in per_input), (
+            f"a window keeps the positions, yet the output {output} does not: "
+            f"{op.output_layout(case.inputs, output)}"
         )
-    regions = measured_and_declared(name, op, lowered, case.inputs, position)
+    regions = measured_and_declared(name, op, lowered, case.inputs, unit)
     for index, (seen, declared) in enumerate(regions):
         if seen is None:  # an input read for its shape only: no unit reads any of its positions
             assert not declared.any(), f"input {index} is never read, yet declared {declared}"
             continue
         message = (
-            f"input {index}, unit {position}: declared {_describe(declared)}, "
-            f"torch {_describe(seen)}"
+            f"input {index}, unit {unit}: declared {_describe(declared)}, torch {_describe(seen)}"
         )
         if bound is None:
             assert torch.equal(seen, declared), message
@@ -542,11 +684,32 @@ def test_window_matches_gradient(name, data):
         ("adaptive_avg_pool3d", {"output_size": [1, 7, 1]}, [(1, 1, 2, 1)], (0, 2, 0)),
         # exact, not a bound: a column of 3, not the whole 3 x 3 input
         ("softmax", {"dim": 2}, [(1, 3, 3)], (1, 1)),
+        # the class token: one of 3 tokens
+        ("select", {"dim": 1, "index": 0}, [LaidOut((3, 2), "LC")], None),
+        # row 1 of a map, declared global
+        ("select", {"dim": 2, "index": 1}, [(1, 3, 3)], None),
+        # output row 1 is input row 2: declared global
+        ("reshape", {"shape": [1, 2, 8]}, [(1, 4, 4)], (1, 0)),
+        # statistics over the row's columns: row 0 of 2
+        ("layer_norm", {"axes": 2}, [LaidOut((2, 3, 2), "HWC")], (0, 0)),
+        # token (1, 1) reads the window of rows and columns 0 and 1, declared 0 to 2
+        (
+            "shifted_window_attention",
+            {"num_heads": 1, "window_size": 2},
+            [LaidOut((4, 4, 2), "HWC")],
+            (1, 1),
+        ),
     ],
 )
 def test_bounds_are_strict(name, fields, inputs, position):
-    """Fails once an op's step becomes exact: then drop its case from known_bound."""
+    """Fails once an op's step becomes exact: then drop its case from known_bound. `position`
+    is along the output's position axes, which are the input's here; None: the whole output."""
     op, lowered = build(name, OpCase(fields, tuple(inputs)))
     assert known_bound(name, op, inputs) is not None
-    regions = measured_and_declared(name, op, lowered, inputs, position)
+    unit = WHOLE_OUTPUT
+    if position is not None:
+        output_layout = op.output_layout(inputs, op.output_shape(inputs))
+        coordinates = dict(zip(position_axes(inputs[0]), position, strict=True))
+        unit = Unit(_index(output_layout, coordinates), position)
+    regions = measured_and_declared(name, op, lowered, inputs, unit)
     assert not all(seen is not None and torch.equal(seen, declared) for seen, declared in regions)

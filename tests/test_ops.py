@@ -18,6 +18,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from archspec.errors import ShapeError
 from archspec.ops import OPS, Op, Shape, TorchCall
+from archspec.ops.base import TorchTensor
 
 BATCH = 2
 
@@ -29,11 +30,19 @@ pytestmark = pytest.mark.filterwarnings(
 
 
 def run_lowered(op: Op, inputs: Sequence[Shape]) -> tuple[torch.Tensor, int]:
-    """Lower `op` and run it on random (BATCH, *shape) inputs: its output and parameter count."""
+    """Lower `op` and run it on random (BATCH, *shape) inputs: its output and parameter count.
+
+    Modules run in training mode, as built: in eval mode nn.MultiheadAttention may take a fused
+    kernel whose products FlopCounterMode does not see."""
     lowered = op.to_torch(inputs)
     tensors = [torch.randn(BATCH, *shape) for shape in inputs]
+    if isinstance(lowered, TorchTensor):  # a learned tensor, then its call on it and the inputs
+        tensor = torch.empty(lowered.shape)
+        getattr(nn.init, lowered.init)(tensor, **lowered.init_kwargs)
+        output = lowered.call.apply([tensor, *tensors], lambda f, args, kwargs: f(*args, **kwargs))
+        return output, tensor.numel()
     if not isinstance(lowered, TorchCall):
-        return lowered(*tensors), sum(p.numel() for p in lowered.parameters())
+        return lowered.train()(*tensors), sum(p.numel() for p in lowered.parameters())
     call = functools.partial(lowered.function, **lowered.kwargs)
     if lowered.packed:
         return call(tensors), 0

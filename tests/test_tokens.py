@@ -32,6 +32,9 @@ PUBLISHED = {
     ("swin_t", None): (28_288_354, 4.491),
     ("swin_t", "s"): (49_606_258, 8.741),
     ("swin_t", "b"): (87_768_224, 15.431),
+    ("swin_t", "v2_t"): (28_351_570, 5.94),
+    ("swin_t", "v2_s"): (49_737_442, 11.546),
+    ("swin_t", "v2_b"): (87_930_848, 20.325),
 }
 
 
@@ -243,6 +246,7 @@ def test_generated_source_builds_the_same_transformers():
         ("vit_b_16", TINY_VIT),
         ("convnext_tiny", {"image_size": 32, "widths": [8, 16, 32, 64], "depths": [1, 1, 1, 1]}),
         ("swin_t", {"image_size": 32, "embed_dim": 8, "num_heads": [1, 2, 4, 8]}),
+        ("swin_t", {"image_size": 32, "embed_dim": 8, "num_heads": [1, 2, 4, 8], "version": 2}),
     ):
         spec = archspec.load(EXAMPLES / f"{name}.yaml", overrides)
         module = compile_module(spec).eval()

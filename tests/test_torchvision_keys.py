@@ -45,6 +45,7 @@ MODELS = (
     "convnext_tiny",
     "vit_b_16",
     "swin_t",
+    "swin_v2_t",
 )
 #: Goldens of an example loaded with other parameters: golden name -> (example, overrides), as
 #: benchmarks/torchvision_state_dicts.py's SETTINGS builds the torchvision model (its "kwargs"
@@ -53,6 +54,10 @@ SETTINGS = {
     "fcn_resnet50_aux": ("fcn_resnet50", {"aux_loss": True}),
     "deeplabv3_resnet50_aux": ("deeplabv3_resnet50", {"aux_loss": True}),
 }
+
+
+#: Goldens of a torchvision model that is a variant of an example: name -> (example, variant).
+VARIANTS = {"swin_v2_t": ("swin_t", "v2_t")}
 
 
 def golden(name: str) -> dict:
@@ -69,7 +74,8 @@ def test_state_dict_matches_torchvision(name):
     example, overrides = SETTINGS.get(name, (name, {}))
     assert expected["model"] == example
     assert {key: expected["kwargs"][key] for key in overrides} == overrides
-    module = compile_module(archspec.load(EXAMPLES / f"{example}.yaml", overrides))
+    example, variant = VARIANTS.get(example, (example, None))
+    module = compile_module(archspec.load(EXAMPLES / f"{example}.yaml", overrides, variant=variant))
     shapes = {key: list(value.shape) for key, value in module.state_dict().items()}
     # Compare the differences first: on failure they name the keys instead of two long dicts.
     missing = sorted(expected["state_dict"].keys() - shapes.keys())

@@ -140,7 +140,7 @@ def _imports(
         function_name = getattr(value, "__name__", "")
         if value is not None and getattr(operator, function_name, None) is value:
             dotted[name] = f"operator.{function_name}"
-        elif getattr(value, "__module__", None) == torch_modules.__name__:
+        elif getattr(value, "__module__", None) in torch_modules.HELPER_MODULES:
             dotted[name] = function_name  # defined in the file: see helper_sources
         else:
             parts = [getattr(value, "__module__", None), getattr(value, "__qualname__", name)]

@@ -231,20 +231,26 @@ def _recover(
 def _is_helper(value: object) -> bool:
     """Whether `value` is one of archspec's torch-side modules or functions, which the file
     defines itself rather than importing archspec."""
-    return getattr(value, "__module__", None) == torch_modules.__name__
+    return getattr(value, "__module__", None) in torch_modules.HELPER_MODULES
 
 
 def helper_sources(module: fx.GraphModule) -> list[str]:
-    """The source of each archspec module class and function the network uses, in name order:
-    copied into the generated file, which must not need archspec."""
+    """The source of each archspec module class and function the network uses, and of the
+    classes they derive from, bases first, then by name: copied into the generated file,
+    which must not need archspec."""
     used: dict[str, object] = {}
     for child in module.modules():
-        if _is_helper(type(child)):
-            used[type(child).__name__] = type(child)
+        for cls in type(child).__mro__:
+            if _is_helper(cls):
+                used[cls.__name__] = cls
     for node in module.graph.nodes:
         if node.op == "call_function" and _is_helper(node.target):
             used[node.target.__name__] = node.target
-    return [inspect.getsource(used[name]) for name in sorted(used)]  # type: ignore[arg-type]
+
+    def bases_first(name: str) -> tuple[int, str]:
+        return len(getattr(used[name], "__mro__", ())), name
+
+    return [inspect.getsource(used[name]) for name in sorted(used, key=bases_first)]  # type: ignore[arg-type]
 
 
 def _arguments(

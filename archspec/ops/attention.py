@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 DropProbability = Annotated[float, Field(ge=0, lt=1)]
 #: Per score: the exp, the sum and the divide of its softmax.
 _SOFTMAX_FLOPS = 3
+#: Hidden width of Swin V2's position-bias MLP.
+_BIAS_MLP_WIDTH = 512
 
 
 def _heads_divide(op: str, heads: int, channels: int) -> None:
@@ -122,6 +124,9 @@ class ShiftedWindowAttention(Op):
     proj_bias: bool = True
     attention_dropout: DropProbability = 0.0
     dropout: DropProbability = 0.0
+    #: 2: Swin V2's cosine attention with a learned scale per head, and a position bias an MLP
+    #: computes from the offsets (torchvision's ShiftedWindowAttentionV2).
+    version: Literal[1, 2] = 1
 
     @model_validator(mode="after")
     def _shift_within_window(self) -> ShiftedWindowAttention:
@@ -150,6 +155,9 @@ class ShiftedWindowAttention(Op):
         qkv = 3 * channels * channels + (3 * channels if self.qkv_bias else 0)
         projection = channels * channels + (channels if self.proj_bias else 0)
         rows, columns = self.window_size
+        if self.version == 2:  # a scale per head, and the bias MLP: 2 -> 512 -> heads
+            hidden = _BIAS_MLP_WIDTH
+            return qkv + projection + self.num_heads + 3 * hidden + hidden * self.num_heads
         table = (2 * rows - 1) * (2 * columns - 1) * self.num_heads
         return qkv + projection + table
 
@@ -160,7 +168,16 @@ class ShiftedWindowAttention(Op):
         height, width = self._padded(inputs[0])
         tokens = height * width
         window = self.window_size[0] * self.window_size[1]
-        return 4 * tokens * channels * channels + 2 * tokens * window * channels
+        attention = 4 * tokens * channels * channels + 2 * tokens * window * channels
+        return attention + self._bias_mlp_macs()
+
+    def _bias_mlp_macs(self) -> int:
+        """V2's bias MLP, run once per forward over the (2h - 1)(2w - 1) offsets."""
+        if self.version == 1:
+            return 0
+        rows, columns = self.window_size
+        offsets = (2 * rows - 1) * (2 * columns - 1)
+        return offsets * (2 * _BIAS_MLP_WIDTH + _BIAS_MLP_WIDTH * self.num_heads)
 
     def flops(self, inputs: Sequence[Shape], output: Shape) -> int:
         channels = inputs[0][2]
@@ -192,9 +209,12 @@ class ShiftedWindowAttention(Op):
         return Window(kernel, padding=tuple((k - 1) // 2 for k in kernel))
 
     def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module:
-        from archspec.ops import torch_modules
+        from archspec.ops import torch_windows
 
-        return torch_modules.ShiftedWindowAttention(
+        module_class = torch_windows.ShiftedWindowAttention
+        if self.version == 2:
+            module_class = torch_windows.ShiftedWindowAttentionV2
+        return module_class(
             inputs[0][2],
             list(self.window_size),
             list(self.shift_size),
@@ -234,6 +254,6 @@ class PatchMerging(ParameterFree, Op):
         return Window((2, 2), (2, 2))
 
     def to_torch(self, inputs: Sequence[Shape]) -> TorchCall:
-        from archspec.ops import torch_modules
+        from archspec.ops import torch_windows
 
-        return TorchCall(torch_modules.patch_merge)
+        return TorchCall(torch_windows.patch_merge)

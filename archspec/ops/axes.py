@@ -16,6 +16,7 @@ from archspec.ops.channels import shift
 from archspec.ops.layouts import (
     ANY_LAYOUT,
     LETTERS,
+    POSITIONS,
     Layout,
     default_layout,
     format_layout,
@@ -55,6 +56,11 @@ class AxisOp(ParameterFree, Op):
                 f"{self.op} {field} {dim} does not exist in an input of rank {len(shape) + 1} "
                 "(batch included)"
             )
+
+
+def _positions(layout: Layout, shape: Shape) -> list[tuple[str, int]]:
+    """The position axes of a laid-out shape, in order: their letters and sizes."""
+    return [(axis, size) for axis, size in zip(layout, shape, strict=True) if axis in POSITIONS]
 
 
 def _batch_first(value: Any) -> Any:
@@ -193,8 +199,14 @@ class Reshape(AxisOp):
         # each keeps its field; any other regrouping mixes channels with positions
         (shape,) = inputs
         output = self.output_shape(inputs)
-        kept = is_channels_first(layout_of(shape)) and shape[0] == output[0]
-        return POINTWISE if kept else GLOBAL
+        layout = layout_of(shape)
+        kept = is_channels_first(layout) and shape[0] == output[0]
+        # regrouped under their own names, positions would claim places they are not at:
+        # (C, 4, 4) as (C, 2, 8) puts input row 2 at output row 1
+        before = _positions(layout, shape)
+        after = _positions(self.output_layout(inputs, output), output)
+        renamed = {axis for axis, _ in before} != {axis for axis, _ in after}
+        return POINTWISE if kept and (renamed or before == after) else GLOBAL
 
     def to_torch(self, inputs: Sequence[Shape]) -> TorchCall:
         import torch
@@ -266,12 +278,14 @@ class Slice(AxisOp):
 
     def window(self, inputs: Sequence[Shape]) -> Step:
         (shape,) = inputs
-        if self.dim == 1 or not is_channels_first(layout_of(shape)):
-            return POINTWISE  # channels, or tokens: each position keeps its own field
+        layout = layout_of(shape)
+        axis = layout[self.dim - 1]
+        if axis not in POSITIONS:
+            return POINTWISE  # a part of the features: each position keeps its own field
+        # a part of the positions, wherever they are ((C, H, W), (H, W, C), (L, C)): output
+        # position o is input position o + start along the sliced one
         start, _ = self.bounds(shape)
-        starts = [0] * (len(shape) - 1)
-        starts[self.dim - 2] = start
-        return shift(starts)
+        return shift([start if letter == axis else 0 for letter in layout if letter in POSITIONS])
 
     def to_torch(self, inputs: Sequence[Shape]) -> TorchCall:
         import torch

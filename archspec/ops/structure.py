@@ -62,6 +62,8 @@ class Flatten(ParameterFree, Op):
         (shape,) = inputs
         layout = layout_of(shape)
         first, last = self._range(shape)
+        if first == last:
+            return layout  # one axis flattened is that axis unchanged
         merged = layout[first : last + 1]
         # positions alone become a sequence; anything with features, features
         letter = "L" if all(axis in POSITIONS for axis in merged) else "F"

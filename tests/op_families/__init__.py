@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from op_families import elementwise, plumbing, resampling, spatial_nd
+from op_families import elementwise, plumbing, resampling, spatial_nd, tokens
 
-_FAMILIES = (elementwise, plumbing, resampling, spatial_nd)
+_FAMILIES = (elementwise, plumbing, resampling, spatial_nd, tokens)
 
 FAMILY_STRATEGIES: dict[str, Any] = {}
 for _family in _FAMILIES:
