@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from strategies import OP_STRATEGIES, OpCase
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from archspec.errors import ShapeError
@@ -82,11 +83,19 @@ def test_static_shape_and_params_match_torch(name, data):
 @given(data=st.data())
 def test_macs_match_torch_flop_counter(name, data):
     """FlopCounterMode counts 2 FLOPs per multiply-accumulate of convolutions and matrix products
-    (bias excluded) and nothing for other ops, so it is an independent count of every op's MACs."""
+    (bias excluded) and nothing for other ops, so it is an independent count of every op's MACs.
+
+    Attention runs on torch's math kernel, as matrix products: FlopCounterMode has no formula
+    for the fused CPU kernel scaled_dot_product_attention picks otherwise (nor for the fused
+    nn.MultiheadAttention of eval mode, which run_lowered avoids)."""
     case = data.draw(OP_STRATEGIES[name], label="case")
     op = build(name, case)
     shape = op.output_shape(case.inputs)
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with (
+        torch.no_grad(),
+        sdpa_kernel(SDPBackend.MATH),
+        FlopCounterMode(display=False) as counter,
+    ):
         run_lowered(op, case.inputs)
     assert 2 * BATCH * op.macs(case.inputs, shape) == counter.get_total_flops()
 

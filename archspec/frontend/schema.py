@@ -56,10 +56,24 @@ def build_schema() -> dict[str, Any]:
 
 
 def _or_expression(field: dict[str, Any]) -> dict[str, Any]:
+    """The field, or an expression; a list's items each may be one too (`[in_channels, 1, 1]`)."""
     outer: dict[str, Any] = {
         key: field.pop(key) for key in ("title", "description", "default") if key in field
     }
-    return {**outer, "anyOf": [field, EXPRESSION]}
+    return {**outer, "anyOf": [_items_or_expressions(field), EXPRESSION]}
+
+
+def _items_or_expressions(field: dict[str, Any]) -> dict[str, Any]:
+    if "anyOf" in field:
+        return {**field, "anyOf": [_items_or_expressions(option) for option in field["anyOf"]]}
+    if field.get("type") != "array":
+        return field
+    field = dict(field)
+    if "items" in field and isinstance(field["items"], dict):
+        field["items"] = {"anyOf": [field["items"], EXPRESSION]}
+    if "prefixItems" in field:
+        field["prefixItems"] = [{"anyOf": [item, EXPRESSION]} for item in field["prefixItems"]]
+    return field
 
 
 def render_schema() -> str:

@@ -199,12 +199,13 @@ class Reshape(AxisOp):
         # each keeps its field; any other regrouping mixes channels with positions
         (shape,) = inputs
         output = self.output_shape(inputs)
-        layout = layout_of(shape)
-        kept = is_channels_first(layout) and shape[0] == output[0]
+        layout, output_layout = layout_of(shape), self.output_layout(inputs, output)
+        kept = (
+            is_channels_first(layout) and is_channels_first(output_layout) and shape[0] == output[0]
+        )
         # regrouped under their own names, positions would claim places they are not at:
         # (C, 4, 4) as (C, 2, 8) puts input row 2 at output row 1
-        before = _positions(layout, shape)
-        after = _positions(self.output_layout(inputs, output), output)
+        before, after = _positions(layout, shape), _positions(output_layout, output)
         renamed = {axis for axis, _ in before} != {axis for axis, _ in after}
         return POINTWISE if kept and (renamed or before == after) else GLOBAL
 
