@@ -28,7 +28,7 @@ from torch import nn
 
 from archspec.ops import GLOBAL, OPS, POINTWISE, Op, Shape, TorchCall, Window
 from archspec.ops.base import SHAPE_ONLY, Rational, Step, TorchTensor
-from archspec.ops.layouts import FEATURES, LaidOut, Layout, layout_of
+from archspec.ops.layouts import FEATURES, POSITIONS, LaidOut, Layout, layout_of
 
 BATCH = 2
 DTYPE = torch.float64  # exact enough that every comparison below is at float64's tolerance
@@ -417,7 +417,7 @@ def _unit(output: torch.Tensor, unit: Unit) -> torch.Tensor:
 
 def _feature_axes(shape: Shape) -> tuple[int, ...]:
     """The axes of one sample that are not positions: channels, features, unknown."""
-    return tuple(axis for axis, letter in enumerate(layout_of(shape)) if letter not in "LTHW")
+    return tuple(axis for axis, letter in enumerate(layout_of(shape)) if letter not in POSITIONS)
 
 
 #: torchvision masks a shifted window's scores by adding -100, which float64 still sees:
@@ -713,3 +713,44 @@ def test_bounds_are_strict(name, fields, inputs, position):
         unit = Unit(_index(output_layout, coordinates), position)
     regions = measured_and_declared(name, op, lowered, inputs, unit)
     assert not all(seen is not None and torch.equal(seen, declared) for seen, declared in regions)
+
+
+# -- layouts ------------------------------------------------------------------------------------
+# The window oracle finds the positions by the output's layout; an op that names an axis wrongly
+# would send a later op's rules (and this oracle) to the wrong axis.
+
+
+def _axes_held(name: str, op: Any, rank: int) -> list[list[int]]:
+    """Per output axis of an op that moves, drops or merges axes, the input axes it holds."""
+    axes = [[axis] for axis in range(rank)]
+    if name == "permute":
+        return [[dim - 1] for dim in op.dims[1:]]
+    if name == "transpose":
+        axes[op.dim0 - 1], axes[op.dim1 - 1] = axes[op.dim1 - 1], axes[op.dim0 - 1]
+    elif name == "select":
+        del axes[op.dim - 1]
+    elif name == "flatten":
+        last = rank if op.end_dim == -1 else op.end_dim
+        axes[op.start_dim - 1 : last] = [list(range(op.start_dim - 1, last))]
+    return axes
+
+
+def _merged_name(layout: Layout, held: list[int]) -> str:
+    """The letter of one input axis kept; for several merged, L when all are positions, else F."""
+    if len(held) == 1:
+        return layout[held[0]]
+    return "L" if all(layout[axis] in POSITIONS for axis in held) else "F"
+
+
+@pytest.mark.parametrize("name", ["permute", "transpose", "select", "slice", "flatten"])
+@given(data=st.data())
+def test_axes_keep_their_letters(name, data):
+    """An axis moved or kept is named as before; merged axes are a sequence (L) when all are
+    positions, else features (F)."""
+    case = data.draw(OP_STRATEGIES[name], label="case")
+    op = OPS[name].model_validate(case.fields)
+    (shape,) = case.inputs
+    layout = layout_of(shape)
+    expected = "".join(_merged_name(layout, held) for held in _axes_held(name, op, len(shape)))
+    assume(len(set(expected)) == len(expected))  # else no layout names it: a default's case
+    assert op.output_layout(case.inputs, op.output_shape(case.inputs)) == expected

@@ -199,6 +199,7 @@ def test_m5_audio_fields_in_samples_match_gradients():
         "offset": [885.5],
         "global": False,
         "aligned": True,
+        "constant": False,
     }
     assert describe_field(report.layer("avgpool").receptive_field) == "global"
     # the first, middle and last sample of each: no padding, so every field lies in the input
@@ -262,11 +263,11 @@ def test_r3d_stem_video_fields_match_gradients():
     assert not measured_mismatches(report, module, list(units), units, torch.float64)
 
 
-def test_windows_of_another_rank_are_refused():
-    field = ReceptiveField.of_input(1)
-    assert field.through(POINTWISE, (8,)) is field  # POINTWISE passes a field of any rank
-    with pytest.raises(ValueError, match=r"a window along 2 axes .* along 1"):
-        field.through(Window((3, 3)), (8,))
+def test_a_window_of_another_rank_is_bounded_by_the_whole_input():
+    field = ReceptiveField.of_input(2)
+    assert field.through(POINTWISE, (8, 8)) is field  # POINTWISE passes a field of any rank
+    # a conv1d over tokens flattened from an 8x8 map reaches across rows
+    assert field.through(Window((3,)), (8, 8)) == ReceptiveField.whole((8, 8))
 
 
 def _inside(field: ReceptiveField, axis: int, count: int, extent: int) -> int | None:
@@ -413,6 +414,7 @@ def test_fractional_fields_print_and_serialise_as_decimals():
         "offset": [-0.25, 2],
         "global": False,
         "aligned": True,
+        "constant": False,
     }
     assert [type(value) for value in _field_json(field)["size"]] == [float, int]
 

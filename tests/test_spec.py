@@ -182,7 +182,7 @@ def test_unknown_top_level_key_suggests_the_closest(tmp_path, monkeypatch):
     lines = error_lines(tmp_path, monkeypatch, HEAD + "layers:\n  - {op: relu}\nparms: {a: 1}\n")
     assert lines == [
         "net.yaml:5:1: error: field 'parms': unknown field (did you mean 'params'?); expected one "
-        "of name, description, input, params, variants, blocks, layers, outputs, freeze"
+        "of name, description, input, layout, params, variants, blocks, layers, outputs, freeze"
     ]
 
 
@@ -197,7 +197,7 @@ def test_several_errors_are_reported_together(tmp_path, monkeypatch):
     assert lines == [
         "net.yaml:1:1: error: field 'layers': required field is missing",
         "net.yaml:3:1: error: field 'layer': unknown field (did you mean 'layers'?); expected one "
-        "of name, description, input, params, variants, blocks, layers, outputs, freeze",
+        "of name, description, input, layout, params, variants, blocks, layers, outputs, freeze",
     ]
 
 

@@ -147,8 +147,10 @@ class _Walk:
             problem = op.takes_layout.problem(op.op, shape)
             if problem:
                 return problem + self._sources(layer)
-        # features flattened from a map (F) and features picked or pooled (C) are alike
-        if len({layout.replace("F", "C") for layout in by_layout}) > 1:
+        # features flattened from a map (F) and features picked or pooled (C) are alike; paths
+        # of different ranks are the op's shape rule's to explain
+        same_rank = len({len(layout) for layout in by_layout}) == 1
+        if same_rank and len({layout.replace("F", "C") for layout in by_layout}) > 1:
             listed = " and ".join(
                 f"{describe(layout)} from {name!r}" for layout, (name, _) in by_layout.items()
             )

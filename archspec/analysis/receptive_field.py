@@ -114,9 +114,9 @@ class ReceptiveField:
         if window == GLOBAL:
             return ReceptiveField.whole(input_spatial)
         if len(window.kernel) != len(self.axes):
-            # tokens made from a map's positions: a window along them has no affine meaning in
-            # the map, and each token keeps the field of its position
-            return self
+            # a window along tokens made from a map's positions (a conv1d over ViT's patches)
+            # reaches positions no rectangle of the map describes: the whole input bounds them
+            return ReceptiveField.whole(input_spatial)
         axes = map(
             Axis.step, self.axes, window.kernel, window.stride, window.padding, window.dilation
         )
