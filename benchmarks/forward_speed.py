@@ -125,18 +125,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="torch's intra-op threads (default: its own choice); 1 is "
         "steadier on a shared machine, where two busy threads wait on each other",
     )
+    parser.add_argument(
+        "--shared-weights",
+        action="store_true",
+        help="the hand-written model takes the compiled one's tensors themselves "
+        "(load_state_dict(assign=True)), so both read the same memory and the ratio compares "
+        "the forward code alone; with copies, where each model's weights happen to lie moves "
+        "a ratio by a few percent either way (two hand-written ViT-B/16 differ so at batch 1)",
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     for name in args.models:
         print(
-            f"{name}, CPU, eval mode, {torch.get_num_threads()} threads; torch "
+            f"{name}, CPU, eval mode, {torch.get_num_threads()} threads"
+            f"{', shared weights' if args.shared_weights else ''}; torch "
             f"{torch.__version__}, load average {os.getloadavg()[0]:.2f}"
         )
         torch.manual_seed(0)
         compiled = archspec.compile(EXAMPLES / f"{name}.yaml").eval()
         reference = REFERENCES[name]().eval()
-        reference.load_state_dict(compiled.state_dict())  # same weights: same arithmetic
+        # same weights: same arithmetic
+        reference.load_state_dict(compiled.state_dict(), assign=args.shared_weights)
         difference = same_logits(compiled, reference)
         if difference > 1e-5:
             print(f"{name}: the two models disagree (max |logit difference| {difference:.2e})")
