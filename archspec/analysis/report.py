@@ -8,6 +8,7 @@ from typing import Any
 from archspec.analysis.receptive_field import ReceptiveField
 from archspec.errors import Diagnostic
 from archspec.ops.base import Op, Rational, Shape
+from archspec.ops.layouts import layout_of
 
 BATCH = "N"
 #: Activations are counted as float32.
@@ -43,6 +44,7 @@ class LayerReport:
             "op": self.op.op,
             "inputs": list(self.inputs),
             "output_shape": [BATCH, *self.output_shape],
+            "layout": layout_of(self.output_shape),
             "params": self.params,
             "trainable_params": self.trainable_params,
             "macs": self.macs,
@@ -99,6 +101,7 @@ class Report:
         return {
             "name": self.name,
             "input_shape": [BATCH, *self.input_shape],
+            "input_layout": layout_of(self.input_shape),
             "layers": [layer.to_json() for layer in self.layers],
             "outputs": list(self.outputs),
             "output_keys": list(self.output_keys) if self.output_keys else None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from archspec.analysis import LayerReport, ReceptiveField, Report
 from archspec.analysis.receptive_field import format_rational
 from archspec.ops.base import Rational
+from archspec.ops.layouts import default_layout, layout_of
 
 #: Shown in cells with nothing to count (a ReLU has no parameters).
 NOTHING = "-"
@@ -127,7 +128,10 @@ def _per_axis(values: tuple[Rational, ...]) -> str:
 
 
 def _shape(shape: tuple[int, ...]) -> str:
-    return "(N, " + ", ".join(str(dim) for dim in shape) + ")"
+    """`(N, 64, 56, 56)`; a layout other than channels first is named: `(N, 56, 56, 96) HWC`."""
+    layout = layout_of(shape)
+    named = f" {layout}" if layout != default_layout(len(shape)) else ""
+    return "(N, " + ", ".join(str(dim) for dim in shape) + ")" + named
 
 
 def _si(count: int) -> str:
