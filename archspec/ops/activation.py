@@ -9,7 +9,7 @@ from pydantic import BeforeValidator, Field
 
 from archspec.errors import ShapeError
 from archspec.ops.base import GLOBAL, POINTWISE, Op, ParameterFree, Shape, Window, numel
-from archspec.ops.layouts import ANY_LAYOUT
+from archspec.ops.layouts import ANY_LAYOUT, position_index
 from archspec.ops.registry import register
 
 if TYPE_CHECKING:
@@ -173,8 +173,8 @@ class Softmax(Activation):
         return {"dim": self.dim}
 
     def window(self, inputs: Sequence[Shape]) -> Window | Literal["global"]:
-        # softmax over a spatial axis mixes every position along it
-        return GLOBAL if self.dim >= 2 else POINTWISE
+        # softmax over a position axis mixes every position along it; over features, none
+        return POINTWISE if position_index(inputs[0], self.dim) is None else GLOBAL
 
 
 @register

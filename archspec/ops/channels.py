@@ -21,7 +21,7 @@ from archspec.ops.base import (
     Window,
     format_shape,
 )
-from archspec.ops.layouts import ANY_LAYOUT, CHANNELS_FIRST
+from archspec.ops.layouts import ANY_LAYOUT, CHANNELS_FIRST, position_index
 from archspec.ops.registry import register
 
 if TYPE_CHECKING:
@@ -48,6 +48,17 @@ def spatial_axes(op: Op, shape: Shape) -> tuple[str, ...]:
             f"got {format_shape(shape)}"
         )
     return SPATIAL_AXES[len(shape)]
+
+
+def shift_along(shape: Shape, dim: int, start: int) -> Step:
+    """The step of a part of `shape` from `start` along axis `dim`: a shift where that axis
+    holds positions, POINTWISE where it holds features (a part of the channels keeps every
+    position)."""
+    place = position_index(shape, dim)
+    if place is None:
+        return POINTWISE
+    index, count = place
+    return shift([start if axis == index else 0 for axis in range(count)])
 
 
 def shift(starts: Sequence[int]) -> Window:
@@ -94,12 +105,7 @@ class Part(ParameterFree, Op):
 
     def window(self, inputs: Sequence[Shape]) -> Step:
         (shape,) = inputs
-        if self.dim == 1:
-            return POINTWISE  # a part of the channels keeps every position
-        start, _ = self._bounds(shape)
-        starts = [0] * (len(shape) - 1)
-        starts[self.dim - 2] = start
-        return shift(starts)
+        return shift_along(shape, self.dim, self._bounds(shape)[0])
 
     def to_torch(self, inputs: Sequence[Shape]) -> TorchCall:
         import torch

@@ -21,7 +21,14 @@ from archspec.ops.base import (
     format_shape,
     numel,
 )
-from archspec.ops.layouts import ANY_LAYOUT, CHANNELS_FIRST
+from archspec.ops.layouts import (
+    ANY_LAYOUT,
+    CHANNELS_FIRST,
+    POSITIONS,
+    Layout,
+    layout_of,
+    position_index,
+)
 from archspec.ops.registry import register
 from archspec.ops.structure import Dropout, IdentityAtInference
 
@@ -96,22 +103,32 @@ class Mean(ParameterFree, Op):
             )
         return kept
 
+    def output_layout(self, inputs: Sequence[Shape], output: Shape) -> Layout:
+        layout = layout_of(inputs[0])
+        if self.keepdim:
+            return layout
+        return "".join(axis for index, axis in enumerate(layout) if index + 1 not in self.dims)
+
     def flops(self, inputs: Sequence[Shape], output: Shape) -> int:
         # one add per input element into its sum, one divide per output element
         return numel(inputs[0]) + numel(output)
 
     def window(self, inputs: Sequence[Shape]) -> Step:
         (shape,) = inputs
-        spatial = shape[1:]  # (L,), (H, W) or (T, H, W); none for (F,)
-        averaged = {dim - 2 for dim in self.dims if dim >= 2}  # indices into `spatial`
-        if not spatial or (not averaged and self.keepdim):
-            return POINTWISE  # every position keeps its own, averaged over channels at most
-        if not self.keepdim or len(averaged) == len(spatial):
+        places = [position_index(shape, dim) for dim in self.dims]
+        averaged = {place[0] for place in places if place is not None}
+        count = sum(axis in POSITIONS for axis in layout_of(shape))
+        if not averaged:
+            return POINTWISE  # every position keeps its own, averaged over features at most
+        if not self.keepdim or len(averaged) == count:
             # either every unit reads everything, or the output's axes are no longer the
             # input's, so that no unit keeps a position (as after flatten)
             return GLOBAL
         # a line or plane through the unit's position: a pool whose kernel spans those axes
-        return Window(tuple(size if axis in averaged else 1 for axis, size in enumerate(spatial)))
+        sizes = [
+            size for size, axis in zip(shape, layout_of(shape), strict=True) if axis in POSITIONS
+        ]
+        return Window(tuple(size if axis in averaged else 1 for axis, size in enumerate(sizes)))
 
     def to_torch(self, inputs: Sequence[Shape]) -> TorchCall:
         import torch

@@ -150,3 +150,13 @@ FEATURES_FIRST_OR_LAST = LayoutRule(
     lambda layout: is_features_last(layout) or is_channels_first(layout),
     "features last ((L, C), (H, W, C)) or first ((C, H, W))",
 )
+
+
+def position_index(shape: Sequence[int], dim: int) -> tuple[int, int] | None:
+    """For axis `dim` of `shape` (batch is 0): its index among the shape's position axes and
+    their count, as a receptive field's axes are numbered; None for a feature axis."""
+    layout = layout_of(shape)
+    if layout[dim - 1] not in POSITIONS:
+        return None
+    positions = [index for index, axis in enumerate(layout) if axis in POSITIONS]
+    return positions.index(dim - 1), len(positions)
