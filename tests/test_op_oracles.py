@@ -598,9 +598,9 @@ def known_bound(name: str, op: Any, inputs: Sequence[Shape]) -> str | None:
         return "one position of the axis it drops, which no step over the others names"
     if name == "reshape" and op.window(inputs) == GLOBAL:
         return "positions regrouped: each unit reads the one at its place in row-major order"
-    if name == "layer_norm" and op.window(inputs) == GLOBAL:
-        normalised = layout[-op.axes :]
-        if any(letter not in normalised for letter in position_axes(shape)):
+    if name == "layer_norm" and layout[-1] in FEATURES:
+        normalised = [letter in layout[-op.axes :] for letter in position_axes(shape)]
+        if any(normalised) and not all(normalised):
             return "statistics over some position axes: a unit reads a line or plane of them"
     if name == "shifted_window_attention" and op.window(inputs) != GLOBAL:
         return "a token reads its own window, which the 2w - 1 centred on it contains"
