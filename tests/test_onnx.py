@@ -134,6 +134,7 @@ layers:
   - {name: mha, op: multihead_attention, num_heads: 4}
   - {name: swapped, op: transpose, dim0: 1, dim1: 2}
   - {name: regrouped, op: reshape, shape: [-1, 26], layout: CL}
+  - {name: viewed, op: view, shape: [16, 26], layout: CL}
   - {name: back, op: permute, dims: [0, 2, 1]}
   - {name: tail, op: slice, dim: 1, start: 1}
   - {name: scale, op: parameter, shape: [16], init: ones}

@@ -39,7 +39,7 @@ from archspec.ops.activation import (
     Tanh,
 )
 from archspec.ops.attention import MultiheadAttention, PatchMerging, ShiftedWindowAttention
-from archspec.ops.axes import Permute, Reshape, Select, Slice, Transpose
+from archspec.ops.axes import Permute, Reshape, Select, Slice, Transpose, View
 from archspec.ops.base import GLOBAL, POINTWISE, Op, Shape, TorchCall, Window
 from archspec.ops.borders import Crop, Pad
 from archspec.ops.channels import (
@@ -169,6 +169,7 @@ __all__ = [
     "TorchCall",
     "Transpose",
     "Upsample",
+    "View",
     "Window",
     "activation",
     "attention",

@@ -217,6 +217,14 @@ class Reshape(AxisOp):
 
 
 @register
+class View(Reshape):
+    """`x.view(N, *shape)`: reshape by torch's other name (lowered as a reshape, which also
+    takes a permuted, non-contiguous input)."""
+
+    op: Literal["view"] = "view"  # type: ignore[assignment]
+
+
+@register
 class Select(AxisOp):
     """`x.select(dim, index)`: one position along `dim`, which disappears (the class token,
     `x[:, 0]`, is `dim: 1, index: 0`). A negative index counts from the end."""
