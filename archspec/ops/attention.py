@@ -46,7 +46,8 @@ def _heads_divide(op: str, heads: int, channels: int) -> None:
 class MultiheadAttention(Op):
     """Self-attention of every token to every token: (L, E) -> (L, E), as torch's
     `nn.MultiheadAttention` (batch first) with the tokens as query, key and value; its
-    state_dict keys are torch's (`in_proj_weight`, `in_proj_bias`, `out_proj.weight`, ...)."""
+    state_dict keys are torch's (`in_proj_weight`, `in_proj_bias`, `out_proj.weight`, ...), or
+    with `projections: qkv` those of two linear layers (`qkv.weight`, `proj.weight`, ...)."""
 
     op: Literal["multihead_attention"] = "multihead_attention"
     arity = (1, 1)
@@ -61,6 +62,9 @@ class MultiheadAttention(Op):
     num_heads: Channels
     dropout: DropProbability = 0.0  # on the attention weights, in training
     bias: bool = True
+    #: How the projections are held: torch's `in_proj_weight` and `out_proj` ("torch",
+    #: torchvision's ViT), or linear layers `qkv` and `proj` ("qkv", timm's ViT and most others).
+    projections: Literal["torch", "qkv"] = "torch"
 
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:
         (shape,) = inputs
@@ -96,7 +100,10 @@ class MultiheadAttention(Op):
         from archspec.ops import torch_modules
 
         embed = inputs[0][1]
-        return torch_modules.SelfAttention(embed, self.num_heads, self.dropout, self.bias)
+        module_class: type[torch.nn.Module] = torch_modules.SelfAttention
+        if self.projections == "qkv":
+            module_class = torch_modules.PackedSelfAttention
+        return module_class(embed, self.num_heads, self.dropout, self.bias)
 
 
 @register

@@ -98,3 +98,30 @@ class SelfAttention(nn.MultiheadAttention):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         output, _ = super().forward(x, x, x, need_weights=False)
         return output
+
+
+class PackedSelfAttention(nn.Module):
+    """Self-attention with its projections as two linear layers, `qkv` (E -> 3E) and
+    `proj` (E -> E), as timm's ViT and many others name them: (N, L, E) -> (N, L, E).
+    The same function as SelfAttention, under other state_dict keys."""
+
+    def __init__(
+        self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True
+    ) -> None:
+        super().__init__()
+        self.embed_dim = embed_dim
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.bias = bias
+        self.qkv = nn.Linear(embed_dim, 3 * embed_dim, bias=bias)
+        self.proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, embed = x.shape
+        heads = self.num_heads
+        qkv = self.qkv(x).reshape(batch, length, 3, heads, embed // heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)
+        dropout = self.dropout if self.training else 0.0
+        x = nn.functional.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+        output: torch.Tensor = self.proj(x.transpose(1, 2).reshape(batch, length, embed))
+        return output

@@ -179,6 +179,8 @@ def multihead_attention_cases(draw: st.DrawFn) -> OpCase:
     fields: dict[str, Any] = {"num_heads": heads, "bias": draw(st.booleans())}
     if draw(st.booleans()):
         fields["dropout"] = draw(st.floats(0, 0.5))
+    if draw(st.booleans()):
+        fields["projections"] = draw(st.sampled_from(["torch", "qkv"]))
     return _case(fields, (LaidOut((draw(st.integers(1, 8)), embed), "LC"),))
 
 
@@ -313,9 +315,15 @@ def multihead_attention(op: Any, module: Any, x: torch.Tensor) -> torch.Tensor:
     batch, length, embed = x.shape
     heads = op.num_heads
     size = embed // heads
-    assert (module.in_proj_bias is not None) == op.bias
-    weights = module.in_proj_weight.split(embed)
-    biases = module.in_proj_bias.split(embed) if op.bias else (None,) * 3
+    if op.projections == "qkv":  # the same projections as two linear layers
+        packed, packed_bias = module.qkv.weight, module.qkv.bias
+        output_weight, output_bias = module.proj.weight, module.proj.bias
+    else:
+        packed, packed_bias = module.in_proj_weight, module.in_proj_bias
+        output_weight, output_bias = module.out_proj.weight, module.out_proj.bias
+    assert (packed_bias is not None) == op.bias
+    weights = packed.split(embed)
+    biases = packed_bias.split(embed) if op.bias else (None,) * 3
     # (N, heads, L, head size) each
     query, key, value = (
         _affine(x, weight, bias).reshape(batch, length, heads, size).transpose(1, 2)
@@ -323,7 +331,7 @@ def multihead_attention(op: Any, module: Any, x: torch.Tensor) -> torch.Tensor:
     )
     attention = _softmax(query @ key.transpose(-2, -1) / math.sqrt(size))
     mixed = (attention @ value).transpose(1, 2).reshape(batch, length, embed)
-    return _affine(mixed, module.out_proj.weight, module.out_proj.bias)
+    return _affine(mixed, output_weight, output_bias)
 
 
 def shifted_window_attention(op: Any, module: Any, x: torch.Tensor) -> torch.Tensor:
