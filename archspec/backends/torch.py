@@ -172,8 +172,9 @@ def _install_tensor(root: nn.Module, dotted: str, tensor: TorchTensor, *, frozen
     """Register a learned tensor as the parameter `a.b.c`, filled by its `torch.nn.init`."""
     *parents, leaf = dotted.split(".")
     parameter = nn.Parameter(torch.empty(tensor.shape), requires_grad=not frozen)
-    with torch.no_grad():
-        getattr(nn.init, tensor.init)(parameter, **tensor.init_kwargs)
+    if not parameter.is_meta:  # a meta tensor has no values; filling one imports torch's refs
+        with torch.no_grad():
+            getattr(nn.init, tensor.init)(parameter, **tensor.init_kwargs)
     _owner(root, parents).register_parameter(leaf, parameter)
 
 

@@ -64,7 +64,8 @@ class ShiftedWindowAttention(nn.Module):
         offsets = (2 * rows - 1) * (2 * columns - 1)
         table = torch.zeros(offsets, self.num_heads)
         self.relative_position_bias_table = nn.Parameter(table)
-        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        if not table.is_meta:  # built only for its shapes, it needs no values
+            nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
 
     def offset_table(self) -> torch.Tensor:
         """(offsets, heads): the bias of each relative offset for each head."""
