@@ -50,13 +50,15 @@ class ShiftedWindowAttention(nn.Module):
         self.proj = nn.Linear(dim, dim, bias=proj_bias)
         self.make_position_bias()
         rows, columns = window_size
-        # for each pair of tokens in a window, the row of the table for their offset
-        grid = torch.stack(
-            torch.meshgrid(torch.arange(rows), torch.arange(columns), indexing="ij")
-        ).flatten(1)
+        # for each pair of tokens in a window, the row of the table for their offset; worked
+        # out on the CPU, as under a meta device context each step would import torch's refs
+        cpu = torch.device("cpu")
+        steps = (torch.arange(rows, device=cpu), torch.arange(columns, device=cpu))
+        grid = torch.stack(torch.meshgrid(*steps, indexing="ij")).flatten(1)
         offset = (grid[:, :, None] - grid[:, None, :]).permute(1, 2, 0)
         index = (offset[..., 0] + rows - 1) * (2 * columns - 1) + offset[..., 1] + columns - 1
-        self.register_buffer("relative_position_index", index.flatten())
+        device = self.qkv.weight.device
+        self.register_buffer("relative_position_index", index.flatten().to(device))
 
     def make_position_bias(self) -> None:
         """A learned bias per relative offset in a window and per head."""
@@ -162,16 +164,21 @@ class ShiftedWindowAttentionV2(ShiftedWindowAttention):
 
     def make_position_bias(self) -> None:
         rows, columns = self.window_size
-        self.logit_scale = nn.Parameter(torch.log(10 * torch.ones((self.num_heads, 1, 1))))
+        device, cpu = self.qkv.weight.device, torch.device("cpu")  # on the CPU: see __init__
+        scale = torch.log(10 * torch.ones((self.num_heads, 1, 1), device=cpu))
+        self.logit_scale = nn.Parameter(scale.to(device))
         self.cpb_mlp = nn.Sequential(
             nn.Linear(2, self.HIDDEN, bias=True),
             nn.ReLU(inplace=True),
             nn.Linear(self.HIDDEN, self.num_heads, bias=False),
         )
-        if self.qkv_bias:
+        if self.qkv_bias and not self.qkv.weight.is_meta:
             with torch.no_grad():
                 self.qkv.bias[self.dim : 2 * self.dim].zero_()
-        steps = [torch.arange(-(size - 1), size, dtype=torch.float32) for size in (rows, columns)]
+        steps = [
+            torch.arange(-(size - 1), size, dtype=torch.float32, device=cpu)
+            for size in (rows, columns)
+        ]
         table = torch.stack(torch.meshgrid(steps, indexing="ij")).permute(1, 2, 0)
         table = table.contiguous().unsqueeze(0)
         # offsets to [-8, 8], then log-spaced, so larger windows share the smaller ones' range
@@ -179,7 +186,7 @@ class ShiftedWindowAttentionV2(ShiftedWindowAttention):
         table[..., 1] /= max(columns - 1, 1)
         table *= 8
         table = torch.sign(table) * torch.log2(torch.abs(table) + 1.0) / 3.0
-        self.register_buffer("relative_coords_table", table)
+        self.register_buffer("relative_coords_table", table.to(device))
 
     def offset_table(self) -> torch.Tensor:
         coordinates: torch.Tensor = self.relative_coords_table  # type: ignore[assignment]
