@@ -596,7 +596,7 @@ def known_bound(name: str, op: Any, inputs: Sequence[Shape]) -> str | None:
         return "reads not affine in the output position, or moved by float rounding"
     if name == "select" and layout[op.dim - 1] not in FEATURES:
         return "one position of the axis it drops, which no step over the others names"
-    if name == "reshape" and op.window(inputs) == GLOBAL:
+    if name in ("reshape", "view") and op.window(inputs) == GLOBAL:
         return "positions regrouped: each unit reads the one at its place in row-major order"
     if name == "layer_norm" and layout[-1] in FEATURES:
         normalised = [letter in layout[-op.axes :] for letter in position_axes(shape)]
