@@ -157,6 +157,16 @@ class ShiftedWindowAttention(Op):
         _heads_divide(self.op, self.num_heads, shape[2])
         return shape
 
+    def warnings(self, inputs: Sequence[Shape]) -> list[str]:
+        height, width = inputs[0][:2]
+        if all(w <= size for w, size in zip(self.window_size, (height, width), strict=True)):
+            return []
+        padded = "x".join(map(str, self._padded(inputs[0])))
+        return [
+            f"window_size {list(self.window_size)} is larger than the {height}x{width} map, "
+            f"which is padded to {padded} to fill it: attention then spans the padding too"
+        ]
+
     def param_count(self, inputs: Sequence[Shape]) -> int:
         channels = inputs[0][2]
         qkv = 3 * channels * channels + (3 * channels if self.qkv_bias else 0)
