@@ -139,6 +139,7 @@ layers:
   - {name: tail, op: slice, dim: 1, start: 1}
   - {name: scale, op: parameter, shape: [16], init: ones}
   - {name: scaled, op: mul, inputs: [tail, scale]}
+  - {name: halved, op: scale, factor: 0.5}
   - {name: first, op: select, dim: 1, index: 0}
 """
 EVERY_OP = {

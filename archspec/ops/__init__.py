@@ -55,6 +55,7 @@ from archspec.ops.conv import (
 from archspec.ops.elementwise import (
     Dropout2d,
     Mean,
+    Scale,
     StochasticDepth,
 )
 from archspec.ops.layer_norm import LayerNorm
@@ -155,6 +156,7 @@ __all__ = [
     "ReLU",
     "ReLU6",
     "Reshape",
+    "Scale",
     "Select",
     "Shape",
     "ShiftedWindowAttention",

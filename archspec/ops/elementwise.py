@@ -176,3 +176,35 @@ class StochasticDepth(IdentityAtInference, ParameterFree, Op):
         from archspec.ops import torch_modules
 
         return torch_modules.StochasticDepth(self.p, self.mode)
+
+
+@register
+class Scale(ParameterFree, Op):
+    """`x * factor`, a constant: (...) -> (...), as DeiT averages its two heads' logits."""
+
+    op: Literal["scale"] = "scale"
+    factor: float
+    arity = (1, 1)
+    # its backward multiplies the gradient by the factor: the output is not needed
+    output_kept_for_backward = False
+    output_is_input = False
+    running_statistics = False
+    drawing_symbol = None
+    drawing_mark = None
+    takes_layout = ANY_LAYOUT
+    runs_in_place = False
+
+    def output_shape(self, inputs: Sequence[Shape]) -> Shape:
+        return inputs[0]
+
+    def flops(self, inputs: Sequence[Shape], output: Shape) -> int:
+        # one multiply per element
+        return numel(output)
+
+    def window(self, inputs: Sequence[Shape]) -> Step:
+        return POINTWISE
+
+    def to_torch(self, inputs: Sequence[Shape]) -> TorchCall:
+        import torch
+
+        return TorchCall(torch.mul, {"other": self.factor})

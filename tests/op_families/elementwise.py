@@ -69,6 +69,11 @@ _probability = st.floats(0, 1, exclude_max=True)
 STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "mul": broadcasting_cases(),
     "add": broadcasting_cases(),
+    # a factor of 0 reads nothing: its window could not be seen in a gradient
+    "scale": _unary(
+        st.fixed_dictionaries({"factor": st.floats(-4, 4).filter(lambda f: abs(f) > 1e-3)}),
+        layouts(),
+    ),
     "hardsigmoid": _unary(st.just({}), layouts()),
     "mish": _unary(st.just({}), layouts()),
     "elu": _unary(st.fixed_dictionaries({"alpha": st.floats(0, 3)}), layouts()),
@@ -164,6 +169,7 @@ def references() -> dict[str, Any]:
     return {
         "mul": product,
         "add": total,
+        "scale": lambda op, lowered, x: x * op.factor,
         "hardsigmoid": lambda op, lowered, x: torch.where(
             x <= -3, 0.0, torch.where(x >= 3, 1.0, x / 6 + 0.5)
         ),
