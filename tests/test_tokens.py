@@ -275,3 +275,32 @@ def test_a_drawing_reads_like_the_paper_figure():
     )
     assert edge.shape_only
     assert "style=dotted" in diagram.dot()
+
+
+def test_tokens_that_do_not_match_a_fixed_position_embedding_say_what_to_set():
+    spec = archspec.load(EXAMPLES / "vit_b_16.yaml")
+    with pytest.raises(SpecError) as caught:
+        archspec.analyze(spec, (3, 112, 112))
+    message = str(caught.value)
+    assert "add expects as many tokens on both paths, got 50 and 197" in message
+    assert "'encoder.pos_embedding' is a learned tensor of the shape the spec gives it" in message
+
+
+def test_tokens_of_unequal_width_want_a_linear_projection():
+    message = error_of("""
+name: x
+input: [10, 32]
+layout: LC
+layers:
+  - {name: wide, op: linear, out_features: 64}
+  - {name: sum, op: add, inputs: [wide, input]}
+""")
+    assert "add expects equal channels, got 64 and 32 (input 1); a linear layer" in message
+
+
+def test_a_class_token_joined_in_front_keeps_every_patch_field():
+    report = archspec.analyze(archspec.load(EXAMPLES / "vit_b_16.yaml", TINY_VIT))
+    for name in ("joined", "encoder.embedded", "encoder.layers.encoder_layer_0.ln_1"):
+        field = report.layer(name).receptive_field
+        assert field is not None
+        assert (field.size, field.is_global) == ((8, 8), False), name

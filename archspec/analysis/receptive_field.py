@@ -114,9 +114,12 @@ class ReceptiveField:
         if window == GLOBAL:
             return ReceptiveField.whole(input_spatial)
         if len(window.kernel) != len(self.axes):
-            # a window along tokens made from a map's positions (a conv1d over ViT's patches)
-            # reaches positions no rectangle of the map describes: the whole input bounds them
-            return ReceptiveField.whole(input_spatial)
+            # along tokens made from a map's positions: a shift (a class token joined in front,
+            # a slice) renumbers tokens and each keeps its field; a wider window (a conv1d over
+            # ViT's patches) reaches positions no rectangle of the map describes, and the whole
+            # input bounds them
+            renumbers = all(k == 1 for k in window.kernel) and all(s == 1 for s in window.stride)
+            return self if renumbers else ReceptiveField.whole(input_spatial)
         axes = map(
             Axis.step, self.axes, window.kernel, window.stride, window.padding, window.dilation
         )

@@ -78,6 +78,13 @@ class Parameter(Op):
             )
         return (1,) * (len(shape) - rank) + self.shape
 
+    def mismatch_advice(self, layer: str, reader: str) -> str | None:
+        return (
+            f"{layer!r} is a learned tensor of the shape the spec gives it, whatever the input: "
+            "size it from a parameter (the image size) and set that parameter rather than "
+            "--input-shape"
+        )
+
     def param_count(self, inputs: Sequence[Shape]) -> int:
         return math.prod(self.shape)
 

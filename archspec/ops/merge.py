@@ -22,7 +22,13 @@ from archspec.ops.base import (
     format_shape,
     numel,
 )
-from archspec.ops.layouts import ANY_LAYOUT
+from archspec.ops.layouts import (
+    ANY_LAYOUT,
+    FEATURES,
+    is_channels_first,
+    layout_of,
+    position_index,
+)
 from archspec.ops.registry import register
 
 
@@ -122,16 +128,24 @@ class Add(Broadcasting):
         return TorchCall(operator.iadd, chained=True)
 
     def conflict(self, first: Shape, second: Shape, axis: int, which: str) -> str:
-        # on a residual path, unequal sizes mean the shortcut needs a projection
-        if axis == 0:
+        # on a residual path, unequal sizes mean the shortcut needs a projection or a stride
+        layout = layout_of(first)
+        letter = layout[axis]
+        if letter in FEATURES:
+            projection = "a 1x1 conv" if is_channels_first(layout) else "a linear layer"
             return (
-                f"add expects equal channels, got {first[0]} and {second[0]} ({which}); a 1x1 "
-                f"conv on the shortcut can match them"
+                f"add expects equal channels, got {first[axis]} and {second[axis]} ({which}); "
+                f"{projection} on the shortcut can match them"
+            )
+        shapes = f"{format_shape(first)} and {format_shape(second)} ({which})"
+        if letter == "L" and not is_channels_first(layout):
+            return (
+                f"add expects as many tokens on both paths, got {first[axis]} and "
+                f"{second[axis]}: {shapes}"
             )
         return (
             f"add expects inputs of one shape (or of size 1 along an axis, to broadcast), got "
-            f"{format_shape(first)} and {format_shape(second)} ({which}); strides differ on the "
-            f"paths"
+            f"{shapes}; strides differ on the paths"
         )
 
 
@@ -186,17 +200,17 @@ class Concat(ParameterFree, Op):
         return 0
 
     def window(self, inputs: Sequence[Shape]) -> Steps:
-        spatial_axis = self.dim - 2  # 0 for the first spatial axis: L, H or T
-        rank = len(inputs[0]) - 1  # spatial axes after the channels
-        if not 0 <= spatial_axis < rank:
+        place = position_index(inputs[0], self.dim)
+        if place is None:
             return POINTWISE  # each output position copies the same position of one input
-        # joined along a spatial axis, input k starts where the earlier ones end: a shift by
+        # joined along a position axis, input k starts where the earlier ones end: a shift by
         # their size
+        index, count = place
         steps: list[Step] = []
         offset = 0
         for shape in inputs:
-            padding = tuple(offset if axis == spatial_axis else 0 for axis in range(rank))
-            steps.append(Window((1,) * rank, padding=padding))
+            padding = tuple(offset if axis == index else 0 for axis in range(count))
+            steps.append(Window((1,) * count, padding=padding))
             offset += shape[self.dim - 1]
         return tuple(steps)
 
