@@ -12,6 +12,7 @@ from archspec.errors import UsageError
 from archspec.files import atomic_write
 from archspec.ir import INPUT
 from archspec.ops.base import SHAPE_ONLY, Shape
+from archspec.outputs.render import batched_shape
 
 #: Graphviz's layout grows faster than linearly: beyond this a drawing takes minutes.
 MAX_RENDERED_BOXES = 3000
@@ -187,7 +188,7 @@ def _group(name: str, depth: int | None) -> str:
 
 def _label(box: Box, params: bool) -> list[str]:
     lines = [part for part in (box.name, box.op, box.detail) if part]
-    lines.append("(N, " + ", ".join(map(str, box.shape)) + ")")
+    lines.append(batched_shape(box.shape))
     if params and box.params:
         lines.append(f"{box.params:,} params")
     return lines

@@ -22,7 +22,7 @@ def to_json(report: Report) -> str:
 def to_markdown(report: Report) -> str:
     right = {"Params", "MACs"}
     lines = [
-        f"**{report.name}** — input {_shape(report.input_shape)}",
+        f"**{report.name}** — input {batched_shape(report.input_shape)}",
         "",
         "| " + " | ".join(HEADERS) + " |",
         "|" + "|".join("---:" if header in right else "---" for header in HEADERS) + "|",
@@ -57,7 +57,7 @@ def to_table(report: Report, color: bool = False) -> str:
     def rule(left: str, fill: str, joint: str, right: str) -> str:
         return left + joint.join(fill * (width + 2) for width in widths) + right
 
-    out = [f"{report.name} — input {_shape(report.input_shape)}"]
+    out = [f"{report.name} — input {batched_shape(report.input_shape)}"]
     out.append(rule("┏", "━", "┳", "┓"))
     out.append(line(list(HEADERS), "┃", _BOLD))
     out.append(rule("┡", "━", "╇", "┩"))
@@ -87,7 +87,7 @@ def summary_lines(report: Report) -> list[str]:
     keys = report.output_keys or report.outputs
     for key, name in zip(keys, report.outputs, strict=True):
         shown = key if key == name else f"{key} ({name})"
-        lines.append(f"output {shown}: {_shape(report.layer(name).output_shape)}")
+        lines.append(f"output {shown}: {batched_shape(report.layer(name).output_shape)}")
     return lines
 
 
@@ -99,7 +99,7 @@ def _cells(layer: LayerReport, markdown: bool) -> list[str]:
     return [
         name,
         layer.op_name,
-        _shape(layer.output_shape),
+        batched_shape(layer.output_shape),
         params,
         f"{layer.macs:,}" if layer.macs else NOTHING,
         describe_field(layer.receptive_field),
@@ -127,7 +127,7 @@ def _per_axis(values: tuple[Rational, ...]) -> str:
     return "x".join(format_rational(value) for value in values)
 
 
-def _shape(shape: tuple[int, ...]) -> str:
+def batched_shape(shape: tuple[int, ...]) -> str:
     """`(N, 64, 56, 56)`; a layout other than channels first is named: `(N, 56, 56, 96) HWC`."""
     layout = layout_of(shape)
     named = f" {layout}" if layout != default_layout(len(shape)) else ""
