@@ -144,6 +144,7 @@ def test_json_first_layer_matches_the_readme_example(resnet18):
         "offset": [0, 0],
         "global": False,
         "aligned": True,
+        "constant": False,
     }
 
 
@@ -359,6 +360,7 @@ def test_receptive_field_global_after_global_pooling(chain, name):
         "offset": [15.5, 15.5],
         "global": True,
         "aligned": True,
+        "constant": False,
     }
 
 

@@ -600,7 +600,7 @@ def test_parameter_errors_point_at_the_parameter():
         (
             "params: {a: 1, b: c + 1}\nlayers: [{op: relu}]\n",
             "<spec>:3:19: error: parameter 'b': unknown name 'c' in expression; known names: a, "
-            "in_channels",
+            "in_channels, in_shape",
         ),
     ],
 )
