@@ -117,6 +117,14 @@ class LayoutRule:
             if fitting is not None
             else None
         )
+        if (
+            self.accepts("LC")
+            and not self.accepts("F")
+            and is_channels_first(layout)
+            and len(layout) > 2
+        ):
+            # a map becomes tokens as ViT makes them from its patches
+            return f"{message}; flatten with start_dim 2, then permute with dims [0, 2, 1]"
         if is_channels_first(layout) and len(layout) > 1 and not self.accepts("F"):
             return f"{message}; {permute or 'permute'} first"
         if is_channels_first(layout) and len(layout) > 1:
