@@ -585,7 +585,41 @@ HUGE_INPUT = (
     "name: n\ninput: [3, 1000000, 1000000]\nlayers:\n  - {op: conv2d, out_channels: 1, kernel: 1}\n"
 )
 
+#: Attention whose window holds a million tokens: its module indexes every pair of them.
+HUGE_WINDOW = spec_of(
+    "{op: permute, dims: [0, 2, 3, 1]}",
+    "{op: shifted_window_attention, num_heads: 1, window_size: 1024}",
+)
+#: Window attention over tokens of a sequence a million long: scores of a million squared.
+HUGE_ATTENTION = (
+    "name: n\ninput: [1000000, 4]\nlayout: LC\nlayers:\n"
+    "  - {op: multihead_attention, num_heads: 2}\n"
+)
+
 MEMORY_CASES = [
+    Case(
+        "window_of_a_million_tokens",
+        HUGE_WINDOW,
+        commands=("weights", "onnx"),
+        message=r"needs about .* of memory, and .* is|more than an ONNX file holds",
+        positioned=False,
+    ),
+    Case(
+        "window_of_ten_billion_tokens",
+        spec_of(
+            "{op: permute, dims: [0, 2, 3, 1]}",
+            "{op: shifted_window_attention, num_heads: 1, window_size: 100000}",
+        ),
+        commands=("validate", "source"),
+        message=r"holds 10,000,000,000 tokens, over 1,048,576",
+    ),
+    Case(
+        "attention_over_a_million_tokens",
+        HUGE_ATTENTION,
+        commands=("onnx",),
+        message=r"exporting n needs about",
+        positioned=False,
+    ),
     Case(
         "linear_of_a_trillion_weights",
         HUGE_LINEAR,

@@ -10,12 +10,14 @@ from archspec.ops.base import numel
 
 
 def weight_bytes(report: Report) -> int:
-    """Parameters as float32, plus a float per output channel for running statistics and other
-    buffers (an upper bound: batch norm keeps two per channel)."""
+    """Parameters as float32, plus two floats per output channel for running statistics (batch
+    norm's mean and variance) and the other buffers ops declare (an upper bound)."""
     buffers = sum(
         2 * layer.output_shape[0] for layer in report.layers if layer.op.running_statistics
     )
-    return (report.totals.params + buffers) * BYTES_PER_ELEMENT
+    # other buffers may hold indices: int64, two floats' room each
+    indices = sum(layer.op.buffer_elements(layer.input_shapes) for layer in report.layers)
+    return (report.totals.params + buffers + 2 * indices) * BYTES_PER_ELEMENT
 
 
 def peak_activation_bytes(report: Report) -> int:

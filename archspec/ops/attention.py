@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 DropProbability = Annotated[float, Field(ge=0, lt=1)]
 #: Per score: the exp, the sum and the divide of its softmax.
 _SOFTMAX_FLOPS = 3
+#: Tokens in one window at most: the module indexes every pair of them (Swin's are 49).
+MAX_WINDOW_TOKENS = 1 << 20
 #: Hidden width of Swin V2's position-bias MLP.
 _BIAS_MLP_WIDTH = 512
 
@@ -137,6 +139,12 @@ class ShiftedWindowAttention(Op):
 
     @model_validator(mode="after")
     def _shift_within_window(self) -> ShiftedWindowAttention:
+        tokens = self.window_size[0] * self.window_size[1]
+        if tokens > MAX_WINDOW_TOKENS:
+            raise ValueError(
+                f"window_size {list(self.window_size)} holds {tokens:,} tokens, over "
+                f"{MAX_WINDOW_TOKENS:,}: the index of its token pairs could not be built"
+            )
         for shift, window in zip(self.shift_size, self.window_size, strict=True):
             if shift >= window:
                 raise ValueError(
@@ -166,6 +174,13 @@ class ShiftedWindowAttention(Op):
             f"window_size {list(self.window_size)} is larger than the {height}x{width} map, "
             f"which is padded to {padded} to fill it: attention then spans the padding too"
         ]
+
+    def buffer_elements(self, inputs: Sequence[Shape]) -> int:
+        # the table row of each pair of tokens in a window; V2 also keeps each offset's
+        # coordinates
+        rows, columns = self.window_size
+        pairs = (rows * columns) ** 2
+        return pairs + (2 * (2 * rows - 1) * (2 * columns - 1) if self.version == 2 else 0)
 
     def param_count(self, inputs: Sequence[Shape]) -> int:
         channels = inputs[0][2]

@@ -235,6 +235,12 @@ class Op(BaseModel):
         layout = layout_of(inputs[0]) if inputs else default_layout(len(output))
         return layout if len(layout) == len(output) else default_layout(len(output))
 
+    def buffer_elements(self, inputs: Sequence[Shape]) -> int:
+        """Elements of the tensors its module keeps that are not parameters, beyond running
+        statistics (which `running_statistics` accounts for): Swin's index of relative
+        positions. Most modules keep none."""
+        return 0
+
     def working_elements(self, inputs: Sequence[Shape], output: Shape) -> int:
         """Elements per sample the op holds while it runs beyond its output: attention's score
         maps (heads x L x L). Most ops compute each output element from their inputs directly."""

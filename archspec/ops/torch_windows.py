@@ -26,6 +26,9 @@ class ShiftedWindowAttention(nn.Module):
     are masked off. The state_dict is torchvision's ShiftedWindowAttention's.
     """
 
+    #: Pairs of tokens in a window up to which the index is worked out on the CPU.
+    SMALL_INDEX = 1 << 20
+
     def __init__(
         self,
         dim: int,
@@ -51,13 +54,15 @@ class ShiftedWindowAttention(nn.Module):
         self.make_position_bias()
         rows, columns = window_size
         # for each pair of tokens in a window, the row of the table for their offset; worked
-        # out on the CPU, as under a meta device context each step would import torch's refs
-        cpu = torch.device("cpu")
-        steps = (torch.arange(rows, device=cpu), torch.arange(columns, device=cpu))
+        # out on the CPU where it is small, as under a meta device context each step would
+        # import torch's refs (a second), and on the module's device where it is large
+        device = self.qkv.weight.device
+        small = (rows * columns) ** 2 <= self.SMALL_INDEX
+        where = torch.device("cpu") if small else device
+        steps = (torch.arange(rows, device=where), torch.arange(columns, device=where))
         grid = torch.stack(torch.meshgrid(*steps, indexing="ij")).flatten(1)
         offset = (grid[:, :, None] - grid[:, None, :]).permute(1, 2, 0)
         index = (offset[..., 0] + rows - 1) * (2 * columns - 1) + offset[..., 1] + columns - 1
-        device = self.qkv.weight.device
         self.register_buffer("relative_position_index", index.flatten().to(device))
 
     def make_position_bias(self) -> None:
