@@ -93,9 +93,12 @@ def export_times(reference: nn.Module, ours: Path, theirs: Path, runs: int) -> N
 def latency(ours: Path, theirs: Path, rounds: int, threads: int = 0) -> None:
     """Batch 1 in onnxruntime, one session per file with the same options; the two files take
     turns, and which of them goes first alternates from pair to pair. `threads` sets both
-    sessions' intra-op threads (0: onnxruntime's default, one per physical core)."""
+    sessions' intra-op threads (0: onnxruntime's default, one per physical core). Their threads
+    do not spin once a run ends: a spinning pool keeps the cores from the session that runs
+    next (on two cores, the file run second took 1.4 to 1.6 times as long as the first)."""
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     sessions = [
         onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         for path in (ours, theirs)
