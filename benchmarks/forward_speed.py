@@ -130,8 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="the hand-written model takes the compiled one's tensors themselves "
         "(load_state_dict(assign=True)), so both read the same memory and the ratio compares "
-        "the forward code alone; with copies, where each model's weights happen to lie moves "
-        "a ratio by a few percent either way (two hand-written ViT-B/16 differ so at batch 1)",
+        "the forward code alone; with copies, where each model's weights lie moves a ratio "
+        "by more than the goal (ViT-B/16 at batch 1: the model built first is the slower)",
     )
     args = parser.parse_args(argv)
     if args.threads:

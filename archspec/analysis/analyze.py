@@ -144,7 +144,7 @@ class _Walk:
             for name, shape in zip(layer.inputs, inputs, strict=True)
         }
         for _, shape in by_layout.values():
-            problem = op.takes_layout.problem(op.op, shape)
+            problem = op.layout_problem(shape)
             if problem:
                 return problem + self._sources(layer)
         # features flattened from a map (F) and features picked or pooled (C) are alike; paths

@@ -229,6 +229,11 @@ class Op(BaseModel):
         bound: the declared region contains every position the unit reads.
         """
 
+    def layout_problem(self, shape: Shape) -> str | None:
+        """Why the op cannot take an input of `shape` (laid out), or None: what `takes_layout`
+        says, unless a field widens it (a linear layer told to mix positions)."""
+        return self.takes_layout.problem(self.op, shape)
+
     def output_layout(self, inputs: Sequence[Shape], output: Shape) -> Layout:
         """The layout of the output: input 0's where the rank is kept, as every op keeping its
         axes in place does; ops that move, merge or drop axes say how."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
-from archspec.ops.base import POINTWISE, Channels, Op, Shape, Window, numel
-from archspec.ops.layouts import FEATURES_LAST
+from archspec.ops.base import GLOBAL, POINTWISE, Channels, Op, Shape, Step, numel
+from archspec.ops.layouts import FEATURES_LAST, POSITIONS, describe, layout_of
 from archspec.ops.registry import register
 
 if TYPE_CHECKING:
@@ -28,6 +28,23 @@ class Linear(Op):
     runs_in_place = False
     out_features: Channels
     bias: bool = True
+    #: What the last axis holds: features, as a linear layer expects, or positions it mixes on
+    #: purpose (MLP-Mixer's token MLP, after a transpose puts the tokens last).
+    over: Literal["features", "positions"] = "features"
+
+    def layout_problem(self, shape: Shape) -> str | None:
+        last = layout_of(shape)[-1]
+        if self.over == "positions":
+            if last in POSITIONS:
+                return None
+            return (
+                f"linear over: positions mixes the positions of the last axis, but the last "
+                f"axis of {describe(layout_of(shape))} holds {last}"
+            )
+        problem = self.takes_layout.problem(self.op, shape)
+        if problem and last in POSITIONS and len(shape) == 2:
+            return f"{problem}; or, to mix the positions along it (MLP-Mixer), over: positions"
+        return problem
 
     def output_shape(self, inputs: Sequence[Shape]) -> Shape:
         # the features are last: (F,), tokens (L, F) or a channels-last map (H, W, F)
@@ -45,9 +62,10 @@ class Linear(Op):
         # a multiply and an add per MAC, plus one bias add per output element
         return 2 * self.macs(inputs, output) + (numel(output) if self.bias else 0)
 
-    def window(self, inputs: Sequence[Shape]) -> Window:
-        # each position's features alone: no window across positions
-        return POINTWISE
+    def window(self, inputs: Sequence[Shape]) -> Step:
+        # each position's features alone: no window across positions; mixing positions, every
+        # output reads all of the axis
+        return GLOBAL if self.over == "positions" else POINTWISE
 
     def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module:
         from torch import nn
