@@ -130,7 +130,9 @@ def _per_axis(values: tuple[Rational, ...]) -> str:
 def batched_shape(shape: tuple[int, ...]) -> str:
     """`(N, 64, 56, 56)`; a layout other than channels first is named: `(N, 56, 56, 96) HWC`."""
     layout = layout_of(shape)
-    named = f" {layout}" if layout != default_layout(len(shape)) else ""
+    # features picked (C) or flattened (F) are alike: only other layouts are named
+    plain = layout.replace("F", "C") == default_layout(len(shape)).replace("F", "C")
+    named = "" if plain else f" {layout}"
     return "(N, " + ", ".join(str(dim) for dim in shape) + ")" + named
 
 
