@@ -114,7 +114,10 @@ def conv2d_cases(draw: st.DrawFn) -> OpCase:
 
 @st.composite
 def linear_cases(draw: st.DrawFn) -> OpCase:
-    fields = {"out_features": draw(st.integers(1, 64)), "bias": draw(st.booleans())}
+    fields: dict[str, Any] = {"out_features": draw(st.integers(1, 64)), "bias": draw(st.booleans())}
+    if draw(st.booleans()):  # positions last, mixed on purpose: MLP-Mixer's token MLP
+        fields["over"] = "positions"
+        return OpCase(fields, (draw(laid_out_shapes(("CL",))),))
     # features, tokens (L, C) or a channels-last map (H, W, C): it acts on the last axis
     return OpCase(fields, (draw(shapes(1) | laid_out_shapes(("LC", "HWC"))),))
 

@@ -304,3 +304,25 @@ def test_a_class_token_joined_in_front_keeps_every_patch_field():
         field = report.layer(name).receptive_field
         assert field is not None
         assert (field.size, field.is_global) == ((8, 8), False), name
+
+
+def test_a_token_mlp_mixes_positions_when_told_to():
+    mixer = """
+name: token_mixing
+input: [16, 8]
+layout: LC
+layers:
+  - {name: swap, op: transpose, dim0: 1, dim1: 2}
+  - {name: mix, op: linear, out_features: 16, over: positions}
+  - {name: back, op: transpose, dim0: 1, dim1: 2}
+"""
+    assert "over: positions" in error_of(mixer.replace(", over: positions", ""))
+    spec = archspec.load(mixer)
+    report = archspec.analyze(spec)
+    assert layout_of(report.layer("back").output_shape) == "LC"
+    assert report.layer("mix").receptive_field.is_global  # every token reads all of them
+    module = compile_module(spec).eval()
+    x = torch.randn(2, 16, 8)
+    with torch.no_grad():
+        expected = (x.transpose(1, 2) @ module.mix.weight.T + module.mix.bias).transpose(1, 2)
+        assert torch.allclose(module(x), expected)
