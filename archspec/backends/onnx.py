@@ -141,7 +141,11 @@ def _build(
     strict: bool,
 ) -> CompiledNetwork:
     """The module to export; its real parameters and buffers must fit in one ONNX file too."""
-    module = compile_module(network, report, weights, strict, scoped_calls=True).eval()
+    # in place, a residual add onto a view (attention's transposed output) exports as copies
+    # back; onnxruntime plans its own memory
+    module = compile_module(
+        network, report, weights, strict, scoped_calls=True, in_place=False
+    ).eval()
     state = module.state_dict().values()
     size = sum(value.numel() * value.element_size() for value in state)
     check_onnx_size(report.name, size, "parameters and buffers")

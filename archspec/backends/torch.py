@@ -53,6 +53,7 @@ def compile_module(
     strict: bool = True,
     scoped_calls: bool = False,
     *,
+    in_place: bool = True,
     device: str | None = None,
     max_memory: int | None = None,
 ) -> CompiledNetwork:
@@ -63,7 +64,9 @@ def compile_module(
     `requires_grad=False`. `weights` is a state_dict or a file of one (loaded with
     `weights_only=True`); with `strict=False` only keys of matching shape are loaded and the rest
     are listed in `weights_report`. `scoped_calls` makes parameter-free layers (add, concat,
-    flatten) modules too, so that exporters name everything they emit after a layer. The
+    flatten) modules too, so that exporters name everything they emit after a layer; without
+    `in_place`, no layer overwrites its input (an exporter writes copies back where one
+    overwrites a view, and a runtime plans its own memory). The
     layers are built on `device`; "meta" allocates no weights, enough for `generate_source`.
 
     ResourceError, before anything is allocated, when the weights (and a weights file read
@@ -78,7 +81,7 @@ def compile_module(
     graph = fx.Graph()
     shapes: dict[str, Shape] = {INPUT: report.input_shape}
     values: dict[str, fx.Node] = {INPUT: graph.placeholder(INPUT)}
-    reusable = _overwritable_outputs(network, report)
+    reusable = _overwritable_outputs(network, report) if in_place else set()
     tensor_inits: dict[str, tuple[str, dict[str, float]]] = {}
     with torch.device(device) if device is not None else contextlib.nullcontext():
         for layer in report.layers:
