@@ -358,8 +358,9 @@ def _name_after_layers(model: onnx.ModelProto, report: Report) -> None:
 
 
 def _inferred_shapes(model: onnx.ModelProto) -> dict[str, list[int | str]]:
-    """The shapes ONNX's shape inference gives the graph's tensors (batch first)."""
-    inferred = onnx.shape_inference.infer_shapes(model)
+    """The shapes ONNX's shape inference gives the graph's tensors (batch first), worked out
+    without the weights' values (copied whole, VGG-16's took a gigabyte more)."""
+    inferred = onnx.shape_inference.infer_shapes(without_weights(model))
     return {
         info.name: [dim.dim_param or dim.dim_value for dim in info.type.tensor_type.shape.dim]
         for info in (*inferred.graph.value_info, *inferred.graph.output)
