@@ -29,6 +29,7 @@ from archspec.backends.onnx_checks import (
     check_model,
     compare_outputs,
     compare_shapes,
+    inferred_shapes,
     reference_outputs,
     without_weights,
 )
@@ -326,7 +327,8 @@ def _name_after_layers(model: onnx.ModelProto, report: Report) -> None:
     # so is the output of a layer whose last transpose the exporter cancelled against the next
     # layer's (a layer norm over channels before a permute to channels last): its last node
     # made a tensor of another shape
-    shapes = _inferred_shapes(model)
+    # without the weights' values, which shape inference would copy (a gigabyte for VGG-16)
+    shapes = inferred_shapes(without_weights(model))
     static = {layer.name: list(layer.output_shape) for layer in report.layers}
     for layer, tensor in list(last_output.items()):
         found = shapes.get(tensor)
@@ -355,16 +357,6 @@ def _name_after_layers(model: onnx.ModelProto, report: Report) -> None:
     for node in graph.node:
         del node.metadata_props[:]
     del graph.metadata_props[:]
-
-
-def _inferred_shapes(model: onnx.ModelProto) -> dict[str, list[int | str]]:
-    """The shapes ONNX's shape inference gives the graph's tensors (batch first), worked out
-    without the weights' values (copied whole, VGG-16's took a gigabyte more)."""
-    inferred = onnx.shape_inference.infer_shapes(without_weights(model))
-    return {
-        info.name: [dim.dim_param or dim.dim_value for dim in info.type.tensor_type.shape.dim]
-        for info in (*inferred.graph.value_info, *inferred.graph.output)
-    }
 
 
 def _layer_of(node: onnx.NodeProto, layers: set[str]) -> str:

@@ -67,13 +67,19 @@ def check_model(model: onnx.ModelProto) -> None:
         raise ExportError(f"the exported model fails onnx.checker: {error}") from error
 
 
-def compare_shapes(model: onnx.ModelProto, report: Report, batch: int | None) -> int:
-    """Every layer tensor left in the graph must have the statically predicted shape."""
-    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
-    shapes = {
+def inferred_shapes(model: onnx.ModelProto, strict: bool = False) -> dict[str, list[int | str]]:
+    """The shapes ONNX's shape inference gives the graph's tensors, batch first (its name where
+    it is dynamic); `strict` makes an inference error an exception."""
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=strict)
+    return {
         info.name: [dim.dim_param or dim.dim_value for dim in info.type.tensor_type.shape.dim]
         for info in (*inferred.graph.value_info, *inferred.graph.output)
     }
+
+
+def compare_shapes(model: onnx.ModelProto, report: Report, batch: int | None) -> int:
+    """Every layer tensor left in the graph must have the statically predicted shape."""
+    shapes = inferred_shapes(model, strict=True)
     checked = 0
     for layer in report.layers:
         found = shapes.get(layer.name)
