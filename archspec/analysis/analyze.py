@@ -12,7 +12,14 @@ from archspec.gcpause import paused_gc
 from archspec.ir import INPUT, HasNetwork, Layer, Network, Origins, input_shape_problem, unwrap
 from archspec.late import LateFieldError, resolve
 from archspec.ops.base import MAX_DIM, Op, Shape, format_shape, numel
-from archspec.ops.layouts import POSITIONS, LaidOut, describe, laid_out, layout_of
+from archspec.ops.layouts import (
+    LaidOut,
+    describe,
+    features_alike,
+    laid_out,
+    layout_of,
+    position_sizes,
+)
 
 #: A layer holding more than this share of all parameters earns a warning.
 DOMINANT_SHARE = 0.5
@@ -66,11 +73,7 @@ class _Walk:
         self.shapes: dict[str, Shape] = {INPUT: self.input_shape}
         self.ops: dict[str, Op] = {}
         # (C, L), (C, H, W) and (C, T, H, W) have spatial axes after the channels; (F,) has none
-        self.input_spatial = tuple(
-            size
-            for size, axis in zip(self.input_shape, self.input_shape.layout, strict=True)
-            if axis in POSITIONS
-        )
+        self.input_spatial = position_sizes(self.input_shape)
         self.fields: dict[str, ReceptiveField | None] = {
             INPUT: ReceptiveField.of_input(len(self.input_spatial)) if self.input_spatial else None
         }
@@ -150,7 +153,7 @@ class _Walk:
         # features flattened from a map (F) and features picked or pooled (C) are alike; paths
         # of different ranks are the op's shape rule's to explain
         same_rank = len({len(layout) for layout in by_layout}) == 1
-        if same_rank and len({layout.replace("F", "C") for layout in by_layout}) > 1:
+        if same_rank and len({features_alike(layout) for layout in by_layout}) > 1:
             listed = " and ".join(
                 f"{describe(layout)} from {name!r}" for layout, (name, _) in by_layout.items()
             )

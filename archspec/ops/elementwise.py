@@ -24,10 +24,10 @@ from archspec.ops.base import (
 from archspec.ops.layouts import (
     ANY_LAYOUT,
     CHANNELS_FIRST,
-    POSITIONS,
     Layout,
     layout_of,
     position_index,
+    position_sizes,
 )
 from archspec.ops.registry import register
 from archspec.ops.structure import Dropout, IdentityAtInference
@@ -117,17 +117,14 @@ class Mean(ParameterFree, Op):
         (shape,) = inputs
         places = [position_index(shape, dim) for dim in self.dims]
         averaged = {place[0] for place in places if place is not None}
-        count = sum(axis in POSITIONS for axis in layout_of(shape))
+        sizes = position_sizes(shape)
         if not averaged:
             return POINTWISE  # every position keeps its own, averaged over features at most
-        if not self.keepdim or len(averaged) == count:
+        if not self.keepdim or len(averaged) == len(sizes):
             # either every unit reads everything, or the output's axes are no longer the
             # input's, so that no unit keeps a position (as after flatten)
             return GLOBAL
         # a line or plane through the unit's position: a pool whose kernel spans those axes
-        sizes = [
-            size for size, axis in zip(shape, layout_of(shape), strict=True) if axis in POSITIONS
-        ]
         return Window(tuple(size if axis in averaged else 1 for axis, size in enumerate(sizes)))
 
     def to_torch(self, inputs: Sequence[Shape]) -> TorchCall:

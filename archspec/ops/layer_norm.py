@@ -10,17 +10,12 @@ from pydantic import Field
 
 from archspec.errors import ShapeError
 from archspec.ops.base import GLOBAL, POINTWISE, Op, Shape, Step
-from archspec.ops.layouts import FEATURES_FIRST_OR_LAST, is_features_last, layout_of
+from archspec.ops.layouts import FEATURES_FIRST_OR_LAST, POSITIONS, is_features_last, layout_of
+from archspec.ops.norm import _AFFINE_FLOPS, _OWN_STATISTICS_FLOPS
 from archspec.ops.registry import register
 
 if TYPE_CHECKING:
     import torch
-
-#: Per element: subtract the mean, square, sum for the variance, divide by its root, and the
-#: two sums for the statistics, as batch norm counts its own statistics.
-_STATISTICS_FLOPS = 5
-#: Per element: scale and shift.
-_AFFINE_FLOPS = 2
 
 
 @register
@@ -76,14 +71,15 @@ class LayerNorm(Op):
         return 0
 
     def flops(self, inputs: Sequence[Shape], output: Shape) -> int:
+        # counted as group and instance norm count their own statistics
         affine = _AFFINE_FLOPS if self.elementwise_affine else 0
-        return (_STATISTICS_FLOPS + affine) * math.prod(output)
+        return (_OWN_STATISTICS_FLOPS + affine) * math.prod(output)
 
     def window(self, inputs: Sequence[Shape]) -> Step:
         (shape,) = inputs
         normalised = layout_of(shape)[-self.axes :] if is_features_last(layout_of(shape)) else ""
         # statistics over features stay at each position; over positions, they span them
-        return GLOBAL if any(axis in "LTHW" for axis in normalised) else POINTWISE
+        return GLOBAL if any(axis in POSITIONS for axis in normalised) else POINTWISE
 
     def to_torch(self, inputs: Sequence[Shape]) -> torch.nn.Module:
         from torch import nn

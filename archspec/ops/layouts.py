@@ -160,6 +160,19 @@ FEATURES_FIRST_OR_LAST = LayoutRule(
 )
 
 
+def position_sizes(shape: Sequence[int]) -> tuple[int, ...]:
+    """The sizes of `shape`'s position axes, in order: (H, W) of a (C, H, W) or (H, W, C) map."""
+    return tuple(
+        size for size, axis in zip(shape, layout_of(shape), strict=True) if axis in POSITIONS
+    )
+
+
+def features_alike(layout: Layout) -> Layout:
+    """`layout` with features flattened (F) read as features picked or pooled (C): the two
+    are alike wherever layouts are compared."""
+    return layout.replace("F", "C")
+
+
 def position_index(shape: Sequence[int], dim: int) -> tuple[int, int] | None:
     """For axis `dim` of `shape` (batch is 0): its index among the shape's position axes and
     their count, as a receptive field's axes are numbered; None for a feature axis."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from archspec.analysis import LayerReport, ReceptiveField, Report
 from archspec.analysis.receptive_field import format_rational
 from archspec.ops.base import Rational
-from archspec.ops.layouts import default_layout, layout_of
+from archspec.ops.layouts import default_layout, features_alike, layout_of
 
 #: Shown in cells with nothing to count (a ReLU has no parameters).
 NOTHING = "-"
@@ -131,7 +131,7 @@ def batched_shape(shape: tuple[int, ...]) -> str:
     """`(N, 64, 56, 56)`; a layout other than channels first is named: `(N, 56, 56, 96) HWC`."""
     layout = layout_of(shape)
     # features picked (C) or flattened (F) are alike: only other layouts are named
-    plain = layout.replace("F", "C") == default_layout(len(shape)).replace("F", "C")
+    plain = features_alike(layout) == features_alike(default_layout(len(shape)))
     named = "" if plain else f" {layout}"
     return "(N, " + ", ".join(str(dim) for dim in shape) + ")" + named
 
