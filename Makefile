@@ -10,7 +10,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
-	$(PIP) -e .
+	$(PIP) -e '.[all]'
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
@@ -18,17 +18,17 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/archspec validate examples/*.yaml
-	$(BIN)/archspec analyze examples/resnet18.yaml
+	$(BIN)/archspec validate archspec/zoo/*.yaml
+	$(BIN)/archspec analyze zoo:resnet18 --depth 1
 
 test: $(VENV)/.installed-dev
-	$(BIN)/ruff check archspec tests benchmarks
-	$(BIN)/ruff format --check archspec tests benchmarks
+	$(BIN)/ruff check archspec archspec_launcher.py tests benchmarks docs
+	$(BIN)/ruff format --check archspec archspec_launcher.py tests benchmarks docs
 	$(BIN)/mypy
 	$(BIN)/pytest
 
 schema: $(VENV)/.installed
-	$(BIN)/python -m archspec.frontend.schema schemas/archspec.schema.json
+	$(BIN)/archspec schema -o schemas/archspec.schema.json
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/analyze_speed.py

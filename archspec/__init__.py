@@ -1,4 +1,4 @@
-"""archspec: write a CNN as a YAML spec; validate, analyse and compile it."""
+"""archspec: write a neural network as a YAML spec; validate, analyse, compile and export it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from archspec import ops
 from archspec.analysis import Report
 from archspec.analysis import analyze as _analyze
+from archspec.dependencies import ONNX, TORCH, require
 from archspec.errors import ArchspecError, Diagnostic, SpecError
 from archspec.frontend.loader import Spec, load
 from archspec.ir import Layer, Network, unwrap
@@ -20,7 +21,9 @@ if TYPE_CHECKING:
     from archspec.backends.torch import CompiledNetwork
     from archspec.outputs.diagram import Diagram
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+#: The name on PyPI: `archspec` there is an unrelated project (CPU microarchitectures).
+__distribution__ = "archspec-nn"
 
 __all__ = [
     "ArchspecError",
@@ -30,6 +33,7 @@ __all__ = [
     "Report",
     "Spec",
     "SpecError",
+    "__distribution__",
     "__version__",
     "analyze",
     "compile",
@@ -72,6 +76,7 @@ def compile(
     allocating, when the weights would not fit in the memory available (or in `max_memory`
     bytes, a ceiling that replaces the measured one).
     """
+    require(TORCH)
     from archspec.backends.torch import compile_module
 
     network, origins = unwrap(_loaded(subject))
@@ -94,6 +99,7 @@ def export_onnx(
 
     See `archspec.backends.onnx.export_onnx`; nothing is written unless verification passes.
     """
+    require(ONNX)
     from archspec.backends.onnx import export_onnx as export
 
     return export(

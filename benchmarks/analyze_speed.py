@@ -73,7 +73,7 @@ def arms() -> tuple[Arm, Arm, Arm]:
             "-m",
             "archspec",
             "analyze",
-            "examples/resnet50.yaml",
+            "archspec/zoo/resnet50.yaml",
             "--format",
             "table",
         ],

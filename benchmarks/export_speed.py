@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_models import resnet18
 
 ROOT = Path(__file__).resolve().parent.parent
-SPEC = ROOT / "examples" / "resnet18.yaml"
+SPEC = ROOT / "archspec" / "zoo" / "resnet18.yaml"
 OPSET = 18
 GOAL_RATIO = 1.02
 TOLERANCE = 1e-4  # the two files hold the same weights, so they must compute the same logits

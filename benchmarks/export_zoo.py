@@ -16,7 +16,7 @@ from pathlib import Path
 import archspec
 from archspec.backends.onnx import export_onnx
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parent.parent / "archspec" / "zoo"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -37,7 +37,7 @@ from reference_models import efficientnet_b0, mobilenet_v3_large, resnet50
 from reference_transformers import swin_t, vit_b_16
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
+EXAMPLES = ROOT / "archspec" / "zoo"
 #: Spec name -> the hand-written constructor of the same network.
 REFERENCES: dict[str, Callable[[], nn.Module]] = {
     "resnet50": resnet50,

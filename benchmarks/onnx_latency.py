@@ -33,7 +33,7 @@ from reference_convnext import convnext_tiny
 from reference_models import efficientnet_b0, mobilenet_v3_large, resnet18, resnet50
 from reference_transformers import swin_t, vit_b_16
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parent.parent / "archspec" / "zoo"
 #: Spec name -> the hand-written constructor of the same network.
 REFERENCES: dict[str, Callable[[], nn.Module]] = {
     "vit_b_16": vit_b_16,

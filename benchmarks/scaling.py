@@ -26,7 +26,7 @@ HEAD_LAYERS = 3
 
 
 class _SpecWriter:
-    """Writes explicit layers, one flow mapping per line as in examples/, counting them."""
+    """Writes explicit layers, one flow mapping per line as in the zoo, counting them."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []

@@ -4,7 +4,7 @@ Pretrained weights cannot be downloaded here, so each torchvision model is built
 `weights=None` (and the keyword arguments of `torchvision_state_dicts.KWARGS`: no auxiliary
 classifiers, no input transform, no backbone weights) and a seeded random initialisation, batch
 norm statistics included. Its whole state_dict (buffers too) is loaded with `strict=True` into
-the network archspec compiles from `examples/<name>.yaml`, and both run in eval mode on the same
+the network archspec compiles from `archspec/zoo/<name>.yaml`, and both run in eval mode on the same
 seeded batch at the spec's input shape (3x299x299 for inception_v3, 3x520x520 for the
 segmentation models, clips of 3x16x112x112 for the video ones, 3x224x224 for the others). A
 golden name of `torchvision_state_dicts.SETTINGS` (fcn_resnet50_aux) builds both with its
@@ -35,7 +35,7 @@ from torchvision_state_dicts import MODELS, example_of, setting
 import archspec
 from archspec.backends.torch import compile_module
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parent.parent / "archspec" / "zoo"
 ATOL = 1e-5
 BATCH = 2
 SEED = 0

@@ -1,4 +1,4 @@
-"""A hand-written U-Net (Ronneberger et al., 2015) against examples/unet.yaml.
+"""A hand-written U-Net (Ronneberger et al., 2015) against archspec/zoo/unet.yaml.
 
 The module is written the way a person writes it in PyTorch, with the spec's module names, so
 the compiled spec can load its state_dict strictly. Run it to compare parameters, MACs
@@ -21,7 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import archspec
 
-SPEC = Path(__file__).resolve().parent.parent / "examples" / "unet.yaml"
+SPEC = Path(__file__).resolve().parent.parent / "archspec" / "zoo" / "unet.yaml"
 
 
 class DoubleConv(nn.Module):

@@ -493,7 +493,7 @@ ARGUMENT_CASES = (
                 r"sizes joined",
             ),
             ("input_shape_words", "analyze", ("--input-shape", "axb"), r"sizes joined by x"),
-            ("depth_zero", "graph", ("--depth", "0"), r"--depth must be 1 or more"),
+            ("depth_zero", "graph", ("--depth", "0"), r"expected a depth from 1 to"),
             ("max_memory_words", "weights", ("--max-memory", "lots"), r"expected a size"),
             ("freeze_no_match", "validate", ("--freeze", "nothing*"), r"matches no layer"),
             ("weights_into_source", "source", ("--weights", "DIR/w.pt"), r"holds no weights"),

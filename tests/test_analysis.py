@@ -14,7 +14,7 @@ import archspec
 from archspec import Report
 from archspec.errors import SpecError, UsageError
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parent.parent / "archspec" / "zoo"
 
 
 def analyze_text(text: str, input_shape: tuple[int, ...] | None = None) -> Report:

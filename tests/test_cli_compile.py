@@ -13,8 +13,8 @@ import archspec
 from archspec.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
-RESNET18 = str(ROOT / "examples" / "resnet18.yaml")
-LENET5 = str(ROOT / "examples" / "lenet5.yaml")
+RESNET18 = str(ROOT / "archspec" / "zoo" / "resnet18.yaml")
+LENET5 = str(ROOT / "archspec" / "zoo" / "lenet5.yaml")
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

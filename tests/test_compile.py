@@ -14,8 +14,8 @@ from archspec.backends.torch import compile_module
 from archspec.backends.weights import WeightsError
 
 ROOT = Path(__file__).resolve().parent.parent
-RESNET18 = ROOT / "examples" / "resnet18.yaml"
-LENET5 = ROOT / "examples" / "lenet5.yaml"
+RESNET18 = ROOT / "archspec" / "zoo" / "resnet18.yaml"
+LENET5 = ROOT / "archspec" / "zoo" / "lenet5.yaml"
 
 TWO_OUTPUTS = """
 name: two_heads
@@ -264,3 +264,12 @@ layers:
         (output * torch.arange(output.numel()).reshape(output.shape)).sum().backward()
         results.append((output.detach(), leaf.grad))
     torch.testing.assert_close(results[0], results[1])
+
+
+def test_compiled_network_prints_its_groups_readably():
+    text = repr(archspec.compile("zoo:resnet50"))
+    assert "(layer1): Group(3 children, 215,808 params\n" in text
+    # equal blocks print once, as torch's ModuleList prints them
+    assert "    (1-2): 2 x Group(9 children, 70,400 params\n" in text
+    assert "Module(" not in text
+    assert text.count("\n") < 140  # every one of ResNet-50's 175 layers took a line

@@ -18,7 +18,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def diagram_of(name: str, depth: int | None) -> Diagram:
-    return archspec.draw(ROOT / "examples" / f"{name}.yaml", depth)
+    return archspec.draw(ROOT / "archspec" / "zoo" / f"{name}.yaml", depth)
 
 
 @pytest.mark.parametrize(("name", "depth"), CASES)
@@ -52,7 +52,9 @@ def test_depth_collapses_resnet50_to_about_a_dozen_boxes():
     assert diagram.boxes[5].op == "32 layers"
     assert diagram.boxes[5].params == sum(
         layer.params
-        for layer in archspec.analyze(archspec.load(ROOT / "examples" / "resnet50.yaml")).layers
+        for layer in archspec.analyze(
+            archspec.load(ROOT / "archspec" / "zoo" / "resnet50.yaml")
+        ).layers
         if layer.name.startswith("layer1.")
     )
     assert len(diagram_of("resnet50", None).boxes) == 176  # every layer and the input
@@ -127,13 +129,25 @@ def test_mermaid_marks_skips_as_dotted_and_merges_as_circles():
 def test_cli_writes_mermaid_and_refuses_unknown_suffixes(tmp_path, capsys):
     output = tmp_path / "net.mmd"
     assert (
-        main(["graph", str(ROOT / "examples" / "resnet50.yaml"), "-o", str(output), "--depth", "1"])
+        main(
+            [
+                "graph",
+                str(ROOT / "archspec" / "zoo" / "resnet50.yaml"),
+                "-o",
+                str(output),
+                "--depth",
+                "1",
+            ]
+        )
         == 0
     )
     assert capsys.readouterr().out == f"{output}: 12 boxes, 11 edges (0 skip connections)\n"
     assert output.read_text().startswith("flowchart TD\n")
     assert (
-        main(["graph", str(ROOT / "examples" / "lenet5.yaml"), "-o", str(tmp_path / "a.txt")]) == 2
+        main(
+            ["graph", str(ROOT / "archspec" / "zoo" / "lenet5.yaml"), "-o", str(tmp_path / "a.txt")]
+        )
+        == 2
     )
     assert "use .mmd, .dot, .svg, .png" in capsys.readouterr().err
 
@@ -146,7 +160,7 @@ def test_renders_images_with_graphviz(tmp_path, suffix):
         main(
             [
                 "graph",
-                str(ROOT / "examples" / "resnet18.yaml"),
+                str(ROOT / "archspec" / "zoo" / "resnet18.yaml"),
                 "-o",
                 str(output),
                 "--depth",
@@ -163,7 +177,7 @@ def test_renders_images_with_graphviz(tmp_path, suffix):
 def test_missing_graphviz_is_a_clear_error(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     output = tmp_path / "net.svg"
-    assert main(["graph", str(ROOT / "examples" / "lenet5.yaml"), "-o", str(output)]) == 2
+    assert main(["graph", str(ROOT / "archspec" / "zoo" / "lenet5.yaml"), "-o", str(output)]) == 2
     assert "needs Graphviz's `dot` program (Debian/Ubuntu: apt install graphviz" in (
         capsys.readouterr().err
     )

@@ -16,7 +16,7 @@ from archspec.cli import EXIT_BUG, main
 from archspec.ops.activation import ReLU
 
 ROOT = Path(__file__).resolve().parent.parent
-RESNET50 = str(ROOT / "examples" / "resnet50.yaml")
+RESNET50 = str(ROOT / "archspec" / "zoo" / "resnet50.yaml")
 #: Long enough to be killed midway: writing its source takes several seconds.
 LONG_CHAIN = "name: chain\ninput: [3, 8, 8]\nlayers:\n  - {repeat: 30000, layers: [{op: relu}]}\n"
 

@@ -78,7 +78,7 @@ def resnet18() -> Network:
 
 def test_resnet18_built_in_python_has_the_report_of_the_yaml_file():
     from_python = archspec.analyze(resnet18())
-    from_yaml = archspec.analyze(ROOT / "examples" / "resnet18.yaml")
+    from_yaml = archspec.analyze(ROOT / "archspec" / "zoo" / "resnet18.yaml")
     assert from_python.to_json() == {**from_yaml.to_json(), "warnings": []}
     assert from_python.totals.params == 11_689_512
     assert from_python.totals.macs == 1_814_073_344
@@ -86,7 +86,7 @@ def test_resnet18_built_in_python_has_the_report_of_the_yaml_file():
 
 def test_resnet18_built_in_python_compiles_to_torchvisions_keys():
     module = archspec.compile(resnet18())
-    expected = archspec.compile(ROOT / "examples" / "resnet18.yaml").state_dict()
+    expected = archspec.compile(ROOT / "archspec" / "zoo" / "resnet18.yaml").state_dict()
     assert {key: value.shape for key, value in module.state_dict().items()} == {
         key: value.shape for key, value in expected.items()
     }
@@ -146,7 +146,7 @@ def test_a_network_built_in_python_never_imports_yaml():
 
 
 def test_analyze_takes_a_path():
-    assert archspec.analyze(str(ROOT / "examples" / "lenet5.yaml")).totals.params == 61_706
+    assert archspec.analyze(str(ROOT / "archspec" / "zoo" / "lenet5.yaml")).totals.params == 61_706
 
 
 def test_every_registered_op_is_exposed_by_its_class_name():

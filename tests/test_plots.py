@@ -29,7 +29,7 @@ from archspec.outputs.plots import (
 pytest.importorskip("matplotlib")
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
+EXAMPLES = ROOT / "archspec" / "zoo"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -113,7 +113,7 @@ def test_missing_matplotlib_is_a_clear_usage_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     out = tmp_path / "lenet5.png"
     with pytest.raises(
-        UsageError, match=r"--plot needs matplotlib: pip install 'archspec\[plot\]'"
+        UsageError, match=r"--plot needs matplotlib, .*: pip install 'archspec-nn\[plot\]'"
     ):
         plot_report(analyze(load(EXAMPLES / "lenet5.yaml")), out)
     assert not out.exists()
@@ -139,7 +139,7 @@ print(code, heavy)
 
 
 def test_analyze_without_plot_does_not_import_matplotlib():
-    argv = ["analyze", "examples/resnet50.yaml"]
+    argv = ["analyze", "archspec/zoo/resnet50.yaml"]
     child = subprocess.run(
         [sys.executable, "-c", CHILD.format(argv=argv)],
         cwd=ROOT,

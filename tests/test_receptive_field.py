@@ -41,7 +41,7 @@ from archspec.backends.torch import compile_module
 from archspec.ops import OPS, POINTWISE, Window
 from archspec.outputs.render import describe_field
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parent.parent / "archspec" / "zoo"
 
 # torch warns, once per process, that 'same' padding with an even kernel copies the input: a
 # performance notice about a legal convolution, nothing to do with what is checked here

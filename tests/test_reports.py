@@ -20,7 +20,7 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 def analyze_example(name: str, monkeypatch: pytest.MonkeyPatch) -> Report:
     # a relative path, so the positions in the report do not depend on where the checkout is
     monkeypatch.chdir(ROOT)
-    return archspec.analyze(archspec.load(f"examples/{name}.yaml"))
+    return archspec.analyze(archspec.load(f"archspec/zoo/{name}.yaml"))
 
 
 def render_table(report: Report) -> str:

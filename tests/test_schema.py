@@ -9,13 +9,15 @@ import jsonschema
 import pytest
 import yaml
 
+import archspec
+from archspec.cli import main
 from archspec.frontend.schema import render_schema
 from archspec.ops import OPS
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_FILE = ROOT / "schemas" / "archspec.schema.json"
-EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
-SCHEMA_COMMENT = "# yaml-language-server: $schema=../schemas/archspec.schema.json"
+EXAMPLES = sorted((ROOT / "archspec" / "zoo").glob("*.yaml"))
+SCHEMA_COMMENT = "# yaml-language-server: $schema=../../schemas/archspec.schema.json"
 
 
 def test_committed_schema_is_current() -> None:
@@ -46,3 +48,16 @@ def test_schema_rejects_misspelt_op_field() -> None:
     validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text()))
     spec = {"name": "n", "input": [3, 8, 8], "layers": [{"op": "conv2d", "kernal": 3}]}
     assert not validator.is_valid(spec)
+
+
+def test_schema_id_names_the_version() -> None:
+    schema = json.loads(SCHEMA_FILE.read_text())
+    assert schema["$id"] == f"urn:archspec-nn:spec-schema:{archspec.__version__}"
+    assert list(schema)[:3] == ["$schema", "$id", "title"]
+
+
+def test_schema_command_prints_and_writes_the_schema(capsys, tmp_path) -> None:
+    assert main(["schema"]) == 0
+    assert capsys.readouterr().out == SCHEMA_FILE.read_text()
+    assert main(["schema", "-o", str(tmp_path / "s.json")]) == 0
+    assert (tmp_path / "s.json").read_text() == SCHEMA_FILE.read_text()

@@ -16,7 +16,7 @@ from archspec.errors import SpecError
 from archspec.ops.layouts import layout_of
 from archspec.outputs.diagram import build_diagram
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parent.parent / "archspec" / "zoo"
 
 #: torchvision's meta of each size: (num_params, MACs whose G to 3 decimals is its "_ops").
 PUBLISHED = {

@@ -21,7 +21,7 @@ from archspec.backends.torch import compile_module
 from archspec.backends.torch_source import generate_source
 from archspec.errors import GeneratedSourceError
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parent.parent / "archspec" / "zoo"
 
 #: Concat, a chained add of three, several outputs, frozen layers (a block and a conv),
 #: in_channels expressions, an unnamed top-level layer ("1") and a value read by two layers.

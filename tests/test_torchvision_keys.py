@@ -16,7 +16,7 @@ from archspec.backends.torch import compile_module
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden" / "torchvision"
-EXAMPLES = ROOT / "examples"
+EXAMPLES = ROOT / "archspec" / "zoo"
 
 #: The examples that torchvision has under the same name; lenet5 is not among its models.
 MODELS = (

@@ -11,7 +11,7 @@ from oracle import layer_params, layer_shapes
 import archspec
 from archspec.backends.torch import compile_module
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parent.parent / "archspec" / "zoo"
 
 #: (parameters, MACs at the spec's input), as torchvision and the papers publish them.
 PUBLISHED = {

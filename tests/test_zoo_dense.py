@@ -20,7 +20,7 @@ import archspec
 from archspec.errors import UsageError
 from archspec.outputs.render import describe_field
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parent.parent / "archspec" / "zoo"
 
 
 class Published(NamedTuple):

@@ -16,7 +16,7 @@ import pytest
 
 import archspec
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parent.parent / "archspec" / "zoo"
 
 
 class Published(NamedTuple):

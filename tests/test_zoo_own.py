@@ -11,7 +11,7 @@ import pytest
 import archspec
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
+EXAMPLES = ROOT / "archspec" / "zoo"
 
 
 def _unet_reference():

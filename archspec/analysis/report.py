@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from archspec.analysis.receptive_field import ReceptiveField
 from archspec.errors import Diagnostic
 from archspec.ops.base import Op, Rational, Shape
 from archspec.ops.layouts import layout_of
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from archspec.analysis.folding import Row
 
 BATCH = "N"
 #: Activations are counted as float32.
@@ -37,6 +42,13 @@ class LayerReport:
     @property
     def op_name(self) -> str:
         return self.op.op
+
+    def __repr__(self) -> str:
+        frozen = ", frozen" if self.frozen else ""
+        return (
+            f"<LayerReport {self.name}: {self.op_name} -> {short_shape(self.output_shape)}, "
+            f"{self.params:,} params, {self.macs:,} MACs{frozen}>"
+        )
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -91,11 +103,54 @@ class Report:
     #: The names the module returns its outputs under (a dict), or () for a tensor or a tuple.
     output_keys: tuple[str, ...] = ()
 
+    def __repr__(self) -> str:
+        return (
+            f"<Report {self.name}: {len(self.layers):,} layers, input "
+            f"{short_shape(self.input_shape)}, {self.totals.params:,} params, "
+            f"{_si(self.totals.macs, 'MACs')}>"
+        )
+
     def layer(self, name: str) -> LayerReport:
+        """The layer called `name`; KeyError naming the nearest names when there is none."""
         for layer in self.layers:
             if layer.name == name:
                 return layer
-        raise KeyError(name)
+        raise KeyError(_missing(self, name))
+
+    def fold(self, depth: int | None = None) -> tuple[Row, ...]:
+        """One row per group of layers below `depth` (see `archspec.analysis.folding.fold`)."""
+        from archspec.analysis.folding import fold
+
+        return fold(self, depth)
+
+    def to_table(
+        self,
+        depth: int | None = None,
+        columns: str | Sequence[str] | None = None,
+        width: int | None = None,
+    ) -> str:
+        """The boxed text table (see `archspec.outputs.render.to_table`)."""
+        from archspec.outputs.render import to_table
+
+        return to_table(self, depth=depth, columns=columns, width=width)
+
+    def to_markdown(
+        self, depth: int | None = None, columns: str | Sequence[str] | None = None
+    ) -> str:
+        """A Markdown table and the totals (see `archspec.outputs.render.to_markdown`)."""
+        from archspec.outputs.render import to_markdown
+
+        return to_markdown(self, depth=depth, columns=columns)
+
+    def _repr_markdown_(self) -> str:
+        from archspec.outputs.notebook import markdown_view
+
+        return markdown_view(self)
+
+    def _repr_html_(self) -> str:
+        from archspec.outputs.notebook import html_view
+
+        return html_view(self)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -108,6 +163,38 @@ class Report:
             "totals": self.totals.to_json(),
             "warnings": [warning.to_json() for warning in self.warnings],
         }
+
+
+def short_shape(shape: Shape) -> str:
+    """`(N, 64, 56, 56)`: a shape with its batch, without naming its layout."""
+    return "(" + ", ".join([BATCH, *(str(dim) for dim in shape)]) + ")"
+
+
+def _si(count: int, unit: str) -> str:
+    for scale, prefix in ((10**12, "T"), (10**9, "G"), (10**6, "M"), (10**3, "K")):
+        if count >= scale:
+            return f"{count / scale:.2f} {prefix}{unit}"
+    return f"{count} {unit}"
+
+
+#: Names compared with a missing one, at most: difflib's cost grows with each.
+SUGGESTION_CANDIDATES = 5000
+
+
+def _missing(report: Report, name: str) -> str:
+    """Why `name` is not a layer: the group it names, or the nearest names."""
+    import difflib  # only a miss needs it
+
+    inside = [layer.name for layer in report.layers if layer.name.startswith(name + ".")]
+    if inside:
+        return (
+            f"{name!r} is a group of {len(inside):,} layers ({inside[0]} … {inside[-1]}), "
+            "not a layer; report.fold(depth) sums groups"
+        )
+    names = [layer.name for layer in report.layers][:SUGGESTION_CANDIDATES]
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+    return f"no layer {name!r} in {report.name}{hint}"
 
 
 def _field_json(field: ReceptiveField | None) -> dict[str, object] | None:

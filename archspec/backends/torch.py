@@ -12,6 +12,7 @@ from torch import fx, nn
 from archspec.analysis import LayerReport, Report, analyze
 from archspec.backends.budgets import check_compile
 from archspec.backends.frozen import pin_eval_mode
+from archspec.backends.groups import Group, regroup
 from archspec.backends.torch_source import TENSOR_INITS
 from archspec.backends.weights import WeightsReport, load_weights
 from archspec.ir import INPUT, HasNetwork, Network, unwrap
@@ -38,11 +39,13 @@ class CompiledNetwork(fx.GraphModule):
         # torch.jit.script lints the source of type(self).__init__, and GraphModule's own
         # (annotated empty lists) draws a warning from it
         super().__init__(root, graph, class_name)
+        regroup(self)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> CompiledNetwork:
         copied = cast("CompiledNetwork", super().__deepcopy__(memo))
         # fx rebuilds the copy through GraphModule.__init__, which drops instance attributes
         copied.weights_report = self.weights_report  # immutable: shared, not copied
+        regroup(copied)
         return copied
 
 
@@ -166,7 +169,7 @@ def _overwritable_outputs(network: Network, report: Report) -> set[str]:
 
 
 def _install(root: nn.Module, dotted: str, module: nn.Module) -> None:
-    """Place `module` at `a.b.c`, creating plain container modules for `a` and `a.b`."""
+    """Place `module` at `a.b.c`, creating Group containers for `a` and `a.b`."""
     *parents, leaf = dotted.split(".")
     _owner(root, parents).add_module(leaf, module)
 
@@ -182,12 +185,12 @@ def _install_tensor(root: nn.Module, dotted: str, tensor: TorchTensor, *, frozen
 
 
 def _owner(root: nn.Module, parents: list[str]) -> nn.Module:
-    """The module at the dotted path `parents`, plain container modules made where missing."""
+    """The module at the dotted path `parents`, Group containers made where missing."""
     owner = root
     for part in parents:
         child = owner._modules.get(part)
         if child is None:
-            child = nn.Module()
+            child = Group()
             owner.add_module(part, child)
         owner = child
     return owner

@@ -12,6 +12,7 @@ from torch import fx, nn
 
 from archspec.backends.forward_code import INDENT, double_quotes, forward_lines, wrap
 from archspec.backends.frozen import pinned, plain_class
+from archspec.backends.groups import is_group
 from archspec.errors import GeneratedSourceError
 from archspec.ops import torch_modules
 
@@ -129,7 +130,7 @@ def _group_parameters(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
     """Parameters held by the network or its groups directly, not by a layer's module."""
     found = []
     for path, owner in module.named_modules():
-        if owner is module or type(owner) is nn.Module:
+        if owner is module or is_group(owner):
             prefix = f"{path}." if path else ""
             found += [(prefix + key, value) for key, value in owner._parameters.items()]
     return [(name, parameter) for name, parameter in found if parameter is not None]
@@ -149,7 +150,7 @@ def _accessor(dotted: str) -> str:
 
 def _module_lines(indent: str, head: str, module: nn.Module, tail: str, path: str) -> list[str]:
     """`module`, the layer or group `path`, built in source; a group becomes an nn.ModuleDict."""
-    if type(module) is not nn.Module:
+    if not is_group(module):
         try:
             function, arguments = _constructor(module)
         except GeneratedSourceError as error:

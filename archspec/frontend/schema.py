@@ -1,15 +1,15 @@
 """Generate the JSON Schema of specs from the Pydantic models, for editor completion and checks.
 
-Regenerate the committed file with `make schema`.
+`archspec schema` prints it; `make schema` regenerates the committed copy the repository's
+specs name.
 """
 
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 from typing import Any
 
+from archspec import __version__
 from archspec.frontend.spec import SpecDocument
 from archspec.ops.registry import OPS
 
@@ -52,7 +52,18 @@ def build_schema() -> dict[str, Any]:
     }
     variants.append({"$ref": "#/$defs/op_computed"})
     definitions["OpLayer"] = {"title": "OpLayer", "oneOf": variants}
-    return {"$schema": SCHEMA_URL, "title": "archspec network spec", **schema}
+    header = {
+        "$schema": SCHEMA_URL,
+        "$id": schema_id(),
+        "title": "archspec network spec",
+        "description": f"A network spec for archspec {__version__} (the archspec-nn package)",
+    }
+    return {**header, **{key: value for key, value in schema.items() if key not in header}}
+
+
+def schema_id() -> str:
+    """The schema's `$id`: versioned, so that a spec's editor knows which language it checks."""
+    return f"urn:archspec-nn:spec-schema:{__version__}"
 
 
 def _or_expression(field: dict[str, Any]) -> dict[str, Any]:
@@ -78,15 +89,3 @@ def _items_or_expressions(field: dict[str, Any]) -> dict[str, Any]:
 
 def render_schema() -> str:
     return json.dumps(build_schema(), indent=2) + "\n"
-
-
-def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m archspec.frontend.schema OUTPUT.json", file=sys.stderr)
-        return 2
-    Path(argv[0]).write_text(render_schema())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

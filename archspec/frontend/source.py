@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import yaml
 from archspec.errors import Diagnostic, Position, SpecError
 from archspec.files import UnreadableFile, open_regular
 from archspec.validation import SourcePath
+from archspec.zoo import is_zoo_reference, zoo_path
 
 # A spec is a short text; these bounds turn hostile input (alias bombs, deep nesting, huge files)
 # into an error instead of a hang or a crash.
@@ -91,16 +93,31 @@ class SourceOrigins:
         return self.source.position((*origin, field) if field is not None else origin)
 
 
+#: What names standard input as the spec, as in most command-line tools.
+STDIN = "-"
+
+
 def read_source(spec: str | Path) -> SourceDocument:
-    """Parse a spec given as a path or as YAML text.
+    """Parse a spec given as a path, as `zoo:NAME`, as `-` (standard input) or as YAML text.
 
     A `Path` is always a file. A string is a file when it is one line naming an existing file or
     ending in .yaml/.yml; otherwise it is YAML text.
     """
+    if isinstance(spec, str) and is_zoo_reference(spec):
+        spec = zoo_path(spec)
+    elif spec == STDIN:
+        return parse_yaml(decode_source(_read_stdin(), "<stdin>"), "<stdin>")
     if isinstance(spec, Path) or _names_a_file(spec):
         path = Path(spec)
         return parse_yaml(decode_source(read_bounded(path), str(path)), str(path))
     return parse_yaml(spec, "<spec>")
+
+
+def _read_stdin() -> bytes:
+    data = sys.stdin.buffer.read(MAX_SOURCE_BYTES + 1)
+    if len(data) > MAX_SOURCE_BYTES:
+        raise SpecError(f"<stdin>: spec is larger than {MAX_SOURCE_BYTES:,} bytes")
+    return data
 
 
 def _names_a_file(text: str) -> bool:

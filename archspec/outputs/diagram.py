@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from archspec.analysis import LayerReport, Report
+from archspec.analysis.folding import fold, group_of
 from archspec.errors import UsageError
 from archspec.files import atomic_write
 from archspec.ir import INPUT
 from archspec.ops.base import SHAPE_ONLY, Shape
-from archspec.outputs.render import batched_shape
+from archspec.outputs.text import batched_shape
 
 #: Graphviz's layout grows faster than linearly: beyond this a drawing takes minutes.
 MAX_RENDERED_BOXES = 3000
@@ -93,33 +95,29 @@ def drawing_suffix(path: Path) -> str:
 def build_diagram(report: Report, depth: int | None = None) -> Diagram:
     """Boxes in network order; with `depth`, layers below it merge into their group's box
     (ResNet-50 at depth 1: stem, layer1..layer4, head)."""
-    groups: dict[str, list[int]] = {}
-    for index, layer in enumerate(report.layers):
-        groups.setdefault(_group(layer.name, depth), []).append(index)
     boxes = [Box(INPUT, "", report.input_shape, 0)]
     position = {INPUT: 0}
-    for name, members in groups.items():
-        layers = [report.layers[i] for i in members]
-        last = layers[-1]
-        single = len(layers) == 1
+    for row in fold(report, depth):
+        last = row.layers[-1]
+        single = len(row.layers) == 1
         boxes.append(
             Box(
-                name=name,
-                op=_marked(last) if single else _count(name, layers),
-                shape=last.output_shape,
-                params=sum(layer.params for layer in layers),
+                name=row.name,
+                op=_marked(last) if single else row.op,
+                shape=row.output_shape,
+                params=row.params,
                 merge=last.op.drawing_symbol if single else None,
-                detail="" if single else _computing_ops(layers),
+                detail="" if single else _computing_ops(row.layers),
                 learned=single and not _data_inputs(last),
             )
         )
-        position[name] = len(boxes) - 1
+        position[row.name] = len(boxes) - 1
     pairs: dict[tuple[int, int], bool] = {}  # ordered, without repeats: whether shape only
     for layer in report.layers:
-        target = position[_group(layer.name, depth)]
+        target = position[group_of(layer.name, depth)]
         data = _data_inputs(layer)
         for producer in layer.inputs:
-            source = position[producer if producer == INPUT else _group(producer, depth)]
+            source = position[producer if producer == INPUT else group_of(producer, depth)]
             if source != target:
                 pairs[source, target] = pairs.get((source, target), True) and producer not in data
     # the main flow: a box's first input, when that box is also its source's first reader;
@@ -151,25 +149,11 @@ def _data_inputs(layer: LayerReport) -> set[str]:
     return {name for name, step in zip(layer.inputs, per_input, strict=True) if step != SHAPE_ONLY}
 
 
-def _count(name: str, layers: list[LayerReport]) -> str:
-    """`24 layers`, or `2 x 12 layers` (a multiplication sign) for a group of equal sub-groups:
-    repeated blocks."""
-    depth = name.count(".") + 1
-    children: dict[str, int] = {}
-    for layer in layers:
-        child = ".".join(layer.name.split(".")[: depth + 1])
-        children[child] = children.get(child, 0) + 1
-    sizes = set(children.values())
-    if len(children) > 1 and len(sizes) == 1 and min(sizes) > 1:
-        return f"{len(children)} \N{MULTIPLICATION SIGN} {min(sizes)} layers"
-    return f"{len(layers)} layers"
-
-
 #: Ops a collapsed group's box names, at most: the first few that compute tell what it is.
 NAMED_OPS = 3
 
 
-def _computing_ops(layers: list[LayerReport]) -> str:
+def _computing_ops(layers: Sequence[LayerReport]) -> str:
     """The distinct ops of a group that multiply by weights or resample, in order."""
     named = [_marked(layer) for layer in layers if layer.macs or layer.op.drawing_mark]
     return ", ".join(list(dict.fromkeys(named))[:NAMED_OPS])
@@ -179,11 +163,6 @@ def _marked(layer: LayerReport) -> str:
     """The op's name, after its mark: `↑ upsample`."""
     mark = layer.op.drawing_mark
     return f"{mark} {layer.op_name}" if mark else layer.op_name
-
-
-def _group(name: str, depth: int | None) -> str:
-    parts = name.split(".")
-    return name if depth is None or len(parts) <= depth else ".".join(parts[:depth])
 
 
 def _label(box: Box, params: bool) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import math
 from collections.abc import Sequence
@@ -10,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from archspec.analysis import LayerReport, Report
+from archspec.dependencies import PLOT, require
 from archspec.errors import UsageError
 from archspec.files import atomic_write
 
@@ -43,8 +43,7 @@ def plot_format(path: Path) -> str:
     if kind is None:
         allowed = " or ".join(PLOT_FORMATS)
         raise UsageError(f"cannot tell how to plot to {str(path)!r}: name it *{allowed}")
-    if importlib.util.find_spec("matplotlib") is None:
-        raise UsageError("--plot needs matplotlib: pip install 'archspec[plot]'")
+    require(PLOT)
     return kind
 
 
@@ -70,10 +69,9 @@ def plot_report(report: Report, path: Path) -> None:
 
 
 def _figure(report: Report) -> Figure:
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise UsageError("--plot needs matplotlib: pip install 'archspec[plot]'") from None
+    require(PLOT)
+    from matplotlib.figure import Figure
+
     # the object API: no pyplot, no backend switch, no global state
     figure = Figure(figsize=FIGURE_SIZE, dpi=DPI, layout="constrained")
     depth, cost = figure.subplots(2, 1, sharex=True, height_ratios=(3, 2))
