@@ -21,6 +21,10 @@ demo: $(VENV)/.installed
 	$(BIN)/archspec validate archspec/zoo/*.yaml
 	$(BIN)/archspec analyze zoo:resnet18 --depth 1
 
+# Python's bytecode cache, which this machine's environment turns off: without it every test
+# worker rewrites every test module's asserts, and every archspec the tests start compiles the
+# package again (a fifth of the suite's time)
+test: export PYTHONDONTWRITEBYTECODE =
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check archspec archspec_launcher.py tests benchmarks docs
 	$(BIN)/ruff format --check archspec archspec_launcher.py tests benchmarks docs

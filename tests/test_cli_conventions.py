@@ -13,23 +13,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from commands import run
 
-from archspec.cli import main
 from archspec.cli.parser import build_parser
-from archspec.cli.terminal import github_annotations, use_color
+from archspec.cli.terminal import github_annotations, shows_progress, use_color
 from archspec.errors import Diagnostic, Position
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = "name: tiny\ninput: [3, 8, 8]\nlayers:\n  - {op: conv2d, out_channels: 4, kernel: 3}\n"
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _commands() -> dict[str, argparse.ArgumentParser]:
@@ -238,12 +229,12 @@ def test_compile_shows_progress_on_a_terminal_only(tmp_path, capsys):
     assert out.startswith(f"{tmp_path / 'b.py'}: PyTorch source of lenet5")
 
 
-def test_quiet_shows_no_progress_on_a_terminal(tmp_path):
-    code, shown_on_terminal = _in_a_terminal(
-        ["compile", "zoo:lenet5", "-o", "a.py", "--quiet"], tmp_path
-    )
-    assert code == 0
-    assert "building" not in shown_on_terminal
+def test_quiet_hides_progress_even_on_a_terminal(monkeypatch):
+    monkeypatch.setattr(sys, "stderr", _Stream(tty=True))
+    assert shows_progress(quiet=False)
+    assert not shows_progress(quiet=True)
+    monkeypatch.setattr(sys, "stderr", _Stream(tty=False))
+    assert not shows_progress(quiet=False)
 
 
 # -- completion ---------------------------------------------------------------------------------

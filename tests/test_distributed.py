@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,6 @@ import archspec
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "docs" / "train_distributed.py"
-TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
 
 # A small conv net whose batch norm is frozen: in eval mode it normalises every sample alike,
 # whatever slice of the batch a rank holds, so two processes can match one exactly.
@@ -45,25 +45,57 @@ STEPS = 5  # the script's default, passed so the tolerance above stays tied to i
 MOVED = 1e-3  # training moves some weight further than this: the comparison is not vacuous
 
 
-def train(command: list[str], spec: Path, out: Path, *flags: str) -> dict[str, torch.Tensor]:
-    """Run the script under `command`, and load what rank 0 saved into the spec's network:
-    strictly, so the keys are the spec's names (no `module.` prefix, no shards)."""
+def train(
+    spec: Path, out: Path, *flags: str, ranks: int = 1, torchrun: bool = False
+) -> dict[str, torch.Tensor]:
+    """Run the script as `ranks` processes, and load what rank 0 saved into the spec's network:
+    strictly, so the keys are the spec's names (no `module.` prefix, no shards).
+
+    With `torchrun`, the documented launcher starts the ranks; otherwise they are started as
+    torchrun starts them, with its environment variables, without its agent (which only
+    supervises, at the cost of a third interpreter importing torch)."""
     # one thread per process on two cores, as torchrun would choose; warnings fail, as in pytest
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "error"}
-    argv = [*command, str(SCRIPT), str(spec), "--steps", str(STEPS), "--out", str(out), *flags]
-    child = subprocess.Popen(
-        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    script = [str(SCRIPT), str(spec), "--steps", str(STEPS), "--out", str(out), *flags]
+    if torchrun:
+        launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ranks}"]
+        commands = [([sys.executable, *launcher, *script], env)]
+    else:
+        group = {"WORLD_SIZE": str(ranks), "LOCAL_WORLD_SIZE": str(ranks)}
+        group |= {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}
+        commands = [
+            (
+                [sys.executable, *script],
+                {**env, **group, "RANK": str(rank), "LOCAL_RANK": str(rank)} if ranks > 1 else env,
+            )
+            for rank in range(ranks)
+        ]
+    argv = commands[0][0]
+    children = [
+        subprocess.Popen(
+            command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for command, environment in commands
+    ]
     try:
-        _, err = child.communicate(timeout=120)
+        errors = [child.communicate(timeout=120)[1] for child in children]
     except subprocess.TimeoutExpired:
         # torchrun's workers run in sessions of their own: SIGTERM, not SIGKILL, lets torchrun
         # stop them before it exits, so that none is left behind
-        child.terminate()
-        _, err = child.communicate(timeout=60)
-        pytest.fail(f"{' '.join(argv)} took over 120 s:\n{err}")
-    assert child.returncode == 0, err
+        for child in children:
+            child.terminate()
+            child.communicate(timeout=60)
+        pytest.fail(f"{' '.join(argv)} took over 120 s")
+    for child, err in zip(children, errors, strict=True):
+        assert child.returncode == 0, err
     return archspec.compile(spec, weights=out).state_dict()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 @pytest.fixture(scope="module")
@@ -76,12 +108,14 @@ def spec(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def reference(spec: Path) -> dict[str, torch.Tensor]:
     """One plain process on the whole global batch, shared by the tests on this worker."""
-    return train([sys.executable], spec, spec.with_name("reference.pt"))
+    return train(spec, spec.with_name("reference.pt"))
 
 
-@pytest.mark.parametrize("flags", [[], ["--fsdp"]], ids=["ddp", "fsdp2"])
-def test_two_processes_train_as_one(spec, reference, tmp_path, flags):
-    trained = train(TORCHRUN, spec, tmp_path / "params.pt", *flags)
+@pytest.mark.parametrize(
+    ("flags", "torchrun"), [([], True), (["--fsdp"], False)], ids=["ddp-torchrun", "fsdp2"]
+)
+def test_two_processes_train_as_one(spec, reference, tmp_path, flags, torchrun):
+    trained = train(spec, tmp_path / "params.pt", *flags, ranks=2, torchrun=torchrun)
     torch.testing.assert_close(trained, reference, **TOLERANCE)
 
     with torch.random.fork_rng():

@@ -19,12 +19,13 @@ from archspec.backends import budgets, onnx_checks, opsets
 from archspec.backends import onnx as backend
 from archspec.backends.onnx import ExportError, export_onnx, spec_digest
 from archspec.backends.opsets import DEFAULT_OPSET, MIN_OPSET, max_opset, supported_opsets
+from archspec.backends.torch import compile_module
 from archspec.cli import main
 from archspec.ops import OPS
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
-LENET5 = ROOT / "examples" / "lenet5.yaml"
+EXAMPLES = sorted((ROOT / "archspec" / "zoo").glob("*.yaml"))
+LENET5 = ROOT / "archspec" / "zoo" / "lenet5.yaml"
 
 TWO_OUTPUTS = """
 name: two_heads
@@ -152,7 +153,7 @@ EVERY_OP = {
 
 def _exported() -> dict[str, archspec.Spec]:
     specs = {
-        name: archspec.load(ROOT / "examples" / f"{name}.yaml", overrides)
+        name: archspec.load(ROOT / "archspec" / "zoo" / f"{name}.yaml", overrides)
         for name, overrides in EXPORTED.items()
     }
     return specs | {name: archspec.load(text) for name, text in EVERY_OP.items()}
@@ -178,6 +179,27 @@ def test_exports_verify(name, tmp_path):
         if node.op_type in {"Conv", "Gemm"}:
             assert node.name.split("/")[0] in layers, node.name
     assert report.checked_shapes >= sum(node.op_type == "Conv" for node in model.graph.node)
+    assert model.graph.name == spec.network.name
+    _assert_weights_named_after_layers(model, spec)
+
+
+def _assert_weights_named_after_layers(model, spec, weights=None):
+    """Each initializer is the module's tensor under its state_dict key (with its values, when
+    the `weights` exported are given), or is named after a layer: a tensor computed from the
+    module's (`conv.weight_folded`) or a constant after the node that reads it
+    (`flatten/Reshape.shape`)."""
+    keys = set(compile_module(spec, device="meta").state_dict())
+    layers = {layer.name for layer in archspec.analyze(spec).layers}
+    for tensor in model.graph.initializer:
+        name = tensor.name
+        if name in keys:
+            if weights is not None:
+                values = torch.from_numpy(onnx.numpy_helper.to_array(tensor).copy())
+                assert torch.equal(values, weights[name]), f"{name} is not the module's tensor"
+            continue
+        assert name.endswith("_folded") or "/" in name, name
+        prefixes = {name[:end] for end, character in enumerate(name) if character in "./"}
+        assert prefixes & layers, f"{name} is named after no layer"
 
 
 def test_names_read_like_the_spec(tmp_path):
@@ -192,6 +214,83 @@ def test_names_read_like_the_spec(tmp_path):
     assert [node.output[0] for node in graph.node][:4] == ["conv1", "act1", "pool1", "conv2"]
     assert [value.name for value in graph.input] == ["input"]
     assert [value.name for value in graph.output] == ["fc3"]
+
+
+FOLDED = """
+name: folded
+input: [3, 12, 12]
+layers:
+  - {name: conv, op: conv2d, out_channels: 8, kernel: 3, padding: 1, bias: false}
+  - {name: bn, op: batchnorm2d}
+  - {name: act, op: relu}
+  - {name: biased, op: conv2d, out_channels: 8, kernel: 1}
+  - {name: norm, op: batchnorm2d}
+  - {name: rows, op: flatten, start_dim: 2}
+  - {name: tokens, op: permute, dims: [0, 2, 1]}
+  - {name: fc, op: linear, out_features: 4}
+  - {name: scale, op: parameter, shape: [4], init: ones}
+  - {name: scaled, op: mul, inputs: [fc, scale]}
+"""
+
+
+def _trained(spec):
+    """Weights away from their initial values, as training leaves them: a batch norm folded
+    into its conv then changes the conv's weight and bias, and no two norms' weights are equal
+    (the exporter keeps one of equal tensors)."""
+    generator = torch.Generator().manual_seed(0)
+    state = archspec.compile(spec).state_dict()
+    for key, value in state.items():
+        if value.is_floating_point():  # upwards: running variances stay positive
+            state[key] = value + 0.1 * torch.rand(value.shape, generator=generator)
+    return state
+
+
+def test_weights_keep_their_keys_and_computed_ones_are_named_after_their_source(tmp_path):
+    spec = archspec.load(FOLDED)
+    weights = _trained(spec)
+    report = export_onnx(spec, tmp_path / "folded.onnx", weights=weights)
+    assert report.worst_difference is not None
+    model = onnx.load(tmp_path / "folded.onnx")
+    assert {tensor.name for tensor in model.graph.initializer} == {
+        # batch norms folded into the convs, one without a bias and one with
+        "conv.weight_folded",
+        "conv.bias_folded",
+        "biased.weight_folded",
+        "biased.bias_folded",
+        "fc.weight_folded",  # transposed for MatMul
+        "fc.bias",
+        "scale",  # a parameter layer's tensor bears the layer's name, its state_dict key
+        "rows/Reshape.shape",
+        "scale/Concat.inputs_1",  # the shape its broadcast over the batch takes
+        "scale/Concat.inputs_2",
+    }
+    _assert_weights_named_after_layers(model, spec, weights)
+    nodes = {node.name: list(node.input) for node in model.graph.node}
+    assert nodes["conv/Conv"] == ["input", "conv.weight_folded", "conv.bias_folded"]
+    assert nodes["scale/Expand"][0] == "scale"
+    assert nodes["rows/Reshape"] == ["norm", "rows/Reshape.shape"]
+
+
+#: Zoo models whose exported weights are checked against the ones given, small.
+WEIGHTED = {
+    # layer scales (parameter layers), linear layers on channels-last maps, shared constants
+    "convnext_tiny": {"image_size": 32, "widths": [8, 16, 32, 64], "depths": [1, 1, 2, 1]},
+}
+
+
+@pytest.mark.parametrize("name", WEIGHTED)
+def test_zoo_weights_are_named_after_their_layers(name, tmp_path):
+    spec = archspec.load(ROOT / "archspec" / "zoo" / f"{name}.yaml", WEIGHTED[name])
+    weights = _trained(spec)
+    report = export_onnx(spec, tmp_path / f"{name}.onnx", weights=weights)
+    assert report.worst_difference is not None
+    model = onnx.load(tmp_path / f"{name}.onnx")
+    assert model.graph.name == name
+    _assert_weights_named_after_layers(model, spec, weights)
+    names = {tensor.name for tensor in model.graph.initializer}
+    assert "features.1.0.layer_scale" in names
+    assert "features.1.0.block.3.weight_folded" in names
+    assert "features.1.0.block.2.weight" in names  # not shared with features.0.1's
 
 
 SHADOWING = """
@@ -268,7 +367,12 @@ def test_a_fixed_batch_and_opset(tmp_path):
 def test_metadata_names_the_spec_version_and_digest(tmp_path):
     spec = archspec.load(LENET5)
     export_onnx(spec, tmp_path / "lenet.onnx", verify=False)
-    metadata = {prop.key: prop.value for prop in onnx.load(tmp_path / "lenet.onnx").metadata_props}
+    model = onnx.load(tmp_path / "lenet.onnx")
+    # the graph's name is what a viewer shows as the model's title
+    assert model.graph.name == "lenet5"
+    assert model.producer_name == "archspec"
+    assert model.doc_string == f"lenet5, exported by archspec {archspec.__version__}"
+    metadata = {prop.key: prop.value for prop in model.metadata_props}
     assert metadata == {
         "archspec.spec": "lenet5",
         "archspec.version": archspec.__version__,

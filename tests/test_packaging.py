@@ -13,22 +13,13 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from commands import run
 
 import archspec
 from archspec import zoo
-from archspec.cli import main
 from archspec.errors import UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # -- the zoo ------------------------------------------------------------------------------------

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import ast
-import collections
 import contextlib
 import gc
 import hashlib
 import io
-import itertools
 import json
 import logging
 import signal
@@ -29,16 +26,14 @@ from archspec.backends.onnx_checks import (
     check_model,
     compare_outputs,
     compare_shapes,
-    inferred_shapes,
     reference_outputs,
     without_weights,
 )
+from archspec.backends.onnx_names import WeightOrigins, name_after_layers, weight_origins
 from archspec.backends.opsets import DEFAULT_OPSET, opset_problem
 from archspec.backends.torch import CompiledNetwork, compile_module
 from archspec.files import atomic_write
 from archspec.ir import INPUT, HasNetwork, Network, unwrap
-
-_SCOPES = "pkg.torch.onnx.name_scopes"
 
 
 @dataclass(frozen=True)
@@ -67,6 +62,8 @@ def export_onnx(
 ) -> ExportReport:
     """Write a network as an ONNX model with input `input` (N, *input_shape) and one output per
     spec output, named after their layers. `batch` fixes the batch size; None keeps it dynamic.
+    The graph bears the network's name, and its nodes, tensors and weights its layers' (see
+    `onnx_names.weight_name` for the weights).
 
     With `verify`, the model must pass `onnx.checker` (full check), its inferred shapes must equal
     the static analysis layer by layer, and onnxruntime must match torch within 1e-4 at batch 1
@@ -93,7 +90,7 @@ def export_onnx(
     expected = reference_outputs(module, report, batches)
     step(f"exporting {network.name} to ONNX (opset {opset})")
     outputs = network.output_keys or report.outputs
-    model = _export(module, report, outputs, opset, batch)
+    model, provenance = _export(module, report, outputs, opset, batch)
     # the model holds its own copy of the weights now; the exporter leaves reference cycles
     # around the module (fx's graph and module point at each other, tracing state at both), so
     # only a full collection lets its copy go before the model is serialized beside it. 0.2 s
@@ -101,7 +98,7 @@ def export_onnx(
     del module
     gc.collect()
     written = _written_opset(model, opset)
-    _name_after_layers(model, report)
+    name_after_layers(model, report, provenance)
     _describe(model, report, written)
     checked, worst = 0, None
     if verify:
@@ -197,9 +194,9 @@ def _export(
     outputs: tuple[str, ...],
     opset: int,
     batch: int | None,
-) -> onnx.ModelProto:
+) -> tuple[onnx.ModelProto, WeightOrigins]:
     """The ONNX model of `module`, its outputs named `outputs` (layer names, or the keys of
-    named outputs)."""
+    named outputs), and what its initializers are."""
     # batch 2 as the example: torch.export specialises a dynamic size of 1
     example = torch.randn(batch or 2, *report.input_shape)
     dynamic = None if batch else ({0: torch.export.Dim("N")},)
@@ -222,11 +219,12 @@ def _export(
     if program is None:
         raise ExportError(f"torch returned no ONNX program for {report.name}")
     model: onnx.ModelProto = program.model_proto
+    origins = weight_origins(program, module)
     # onnxscript's rewrite rules keep the last graph they matched, whose initializers wrap the
     # module's parameters: let go of them, or the weights outlive the module
     for value in program.model.graph.initializers.values():
         value.const_value = None
-    return model
+    return model, origins
 
 
 def _written_opset(model: onnx.ModelProto, requested: int) -> int:
@@ -248,125 +246,6 @@ def _serialize(model: onnx.ModelProto, name: str) -> bytes:
     return data
 
 
-def _tensor_names(graph: onnx.GraphProto) -> set[str]:
-    """Every name a tensor of `graph` bears: nodes' inputs and outputs, the graph's own."""
-    names = {name for node in graph.node for name in (*node.input, *node.output)}
-    return names | {value.name for value in (*graph.input, *graph.output, *graph.initializer)}
-
-
-def _free_name(name: str, taken: set[str]) -> str:
-    return next(f"{name}_{k}" for k in itertools.count(1) if f"{name}_{k}" not in taken)
-
-
-def _one_producer_per_name(graph: onnx.GraphProto) -> None:
-    """torch's exporter names a graph output as asked even where a constant or an inner tensor
-    already has that name (a reshape's `view` beside an output `view`): each earlier producer's
-    tensor takes a free name, and its readers follow."""
-    producers = collections.Counter(tensor.name for tensor in graph.initializer)
-    producers.update(name for node in graph.node for name in node.output)
-    if all(count == 1 for count in producers.values()):
-        return
-    taken = _tensor_names(graph)
-    current: dict[str, str] = {}
-    first: dict[str, str] = {}  # the name the value_info of a clashing name describes
-
-    def produced(name: str) -> str:
-        producers[name] -= 1
-        if not producers[name]:
-            current.pop(name, None)
-            return name
-        # a later node writes this name too: the name is its
-        current[name] = _free_name(name, taken)
-        taken.add(current[name])
-        first.setdefault(name, current[name])
-        return current[name]
-
-    for tensor in graph.initializer:
-        tensor.name = produced(tensor.name)
-    for node in graph.node:
-        node.input[:] = [current.get(name, name) for name in node.input]
-        node.output[:] = [produced(name) for name in node.output]
-    # the graph output's shape is in graph.output: the value_info is the inner tensor's
-    for value in graph.value_info:
-        value.name = first.get(value.name, value.name)
-
-
-def _name_after_layers(model: onnx.ModelProto, report: Report) -> None:
-    """Nodes become `layer/OpType`, and each layer's output tensor takes the layer's name, so the
-    graph reads like the spec in a viewer such as Netron."""
-    layers = {layer.name for layer in report.layers}
-    graph = model.graph
-    _one_producer_per_name(graph)
-    fixed = {value.name for value in (*graph.input, *graph.output, *graph.initializer)}
-    last_output: dict[str, str] = {}
-    folded: set[str] = set()  # layers whose op the exporter merged into the next (conv + norm)
-    used: dict[str, int] = {}
-    initializers = {tensor.name for tensor in graph.initializer}
-    for node in graph.node:
-        layer = _layer_of(node, layers)
-        # a conv with its batch norm folded in carries the norm's scope; name it after the conv
-        owner = next(
-            (
-                name.rsplit(".", 1)[0]
-                for name in node.input
-                if name in initializers and name.rsplit(".", 1)[0] in layers
-            ),
-            layer,
-        )
-        base = f"{owner}/{node.op_type}" if owner else node.op_type
-        used[base] = used.get(base, 0) + 1
-        node.name = base if used[base] == 1 else f"{base}_{used[base]}"
-        if layer and node.output:
-            last_output[layer] = node.output[0]
-        if layer and owner != layer:
-            folded.add(owner)
-    # a folded layer's output is gone; a node in its scope (the slice of a split before it, which
-    # the exporter places at its reader) made some other tensor
-    for layer in folded:
-        last_output.pop(layer, None)
-    # so is the output of a layer whose last transpose the exporter cancelled against the next
-    # layer's (a layer norm over channels before a permute to channels last): its last node
-    # made a tensor of another shape
-    # without the weights' values, which shape inference would copy (a gigabyte for VGG-16)
-    shapes = inferred_shapes(without_weights(model))
-    static = {layer.name: list(layer.output_shape) for layer in report.layers}
-    for layer, tensor in list(last_output.items()):
-        found = shapes.get(tensor)
-        if found is not None and found[1:] != static[layer]:
-            del last_output[layer]
-    interface = {value.name for value in (*graph.input, *graph.output)}
-    renames = {
-        old: layer
-        for layer, old in last_output.items()
-        if old not in fixed and layer not in interface
-    }
-    # the exporter's own tensor or constant may bear a layer's name (a channel shuffle's
-    # `transpose` beside a layer called transpose): it takes a free name, as names must be
-    # unique and a name that is a layer's must mean that layer's output
-    taken = _tensor_names(graph)
-    for name in sorted((taken & layers) - renames.keys() - interface):
-        renames[name] = _free_name(name, taken | layers)
-        taken.add(renames[name])
-    for node in graph.node:
-        node.input[:] = [renames.get(name, name) for name in node.input]
-        node.output[:] = [renames.get(name, name) for name in node.output]
-    for value in (*graph.value_info, *graph.initializer):
-        value.name = renames.get(value.name, value.name)
-    # the exporter's notes (stack traces with this machine's paths, the traced program) are
-    # read now; the file keeps only the names
-    for node in graph.node:
-        del node.metadata_props[:]
-    del graph.metadata_props[:]
-
-
-def _layer_of(node: onnx.NodeProto, layers: set[str]) -> str:
-    for prop in node.metadata_props:
-        if prop.key == _SCOPES:
-            scopes = ast.literal_eval(prop.value)
-            return next((scope for scope in scopes if scope in layers), "")
-    return ""
-
-
 def spec_digest(report: Report) -> str:
     """sha256 of the resolved network: input, every layer's op, fields and inputs, outputs."""
     resolved = {
@@ -386,6 +265,8 @@ def _describe(model: onnx.ModelProto, report: Report, opset: int) -> None:
     model.producer_name = "archspec"
     model.producer_version = __version__
     model.doc_string = f"{report.name}, exported by archspec {__version__}"
+    # viewers title the graph with its name, which the exporter leaves as `main_graph`
+    model.graph.name = report.name
     del model.metadata_props[:]
     for key, value in (
         ("archspec.spec", report.name),

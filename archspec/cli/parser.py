@@ -217,7 +217,7 @@ def _export(subparsers: Any) -> None:
         "write the network as ONNX, verified against onnxruntime",
         (
             "archspec export zoo:lenet5 -o lenet5.onnx",
-            "archspec export zoo:resnet18 --batch 1 --opset 20 -o resnet18.onnx",
+            "archspec export zoo:lenet5 --batch 1 --opset 20 --quiet -o fixed.onnx",
         ),
         commands.export,
     )
