@@ -149,7 +149,8 @@ def test_init_from_a_broken_spec_writes_nothing(capsys, tmp_path):
     broken.write_text("name: b\ninput: [3, 8, 8]\nlayers:\n  - {op: conv2d, kernel: 3}\n")
     code, _, err = run(capsys, "init", "b2", "--from", str(broken), "-o", str(tmp_path / "b2.yaml"))
     assert code == 2
-    assert "'out_channels': required field is missing" in err
+    # at its own line, not the copy's
+    assert err.startswith(f"{broken}:4:5: error: layer '0': conv2d field 'out_channels'")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["broken.yaml"]
 
 

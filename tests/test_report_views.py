@@ -201,7 +201,7 @@ def test_resnet50_at_depth_1_matches_golden(request):
 def test_reprs_are_one_short_line():
     report = zoo("resnet50")
     assert repr(report) == (
-        "<Report resnet50: 175 layers, input (N, 3, 224, 224), 25,557,032 params, 4.09 GMACs>"
+        "<Report resnet50: 175 layers, input (N, 3, 224, 224), 25,557,032 params, 4.09 G MACs>"
     )
     assert repr(report.layer("layer1.0.conv1")) == (
         "<LayerReport layer1.0.conv1: conv2d -> (N, 64, 56, 56), 4,096 params, 12,845,056 MACs>"

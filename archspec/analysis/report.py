@@ -104,10 +104,12 @@ class Report:
     output_keys: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
+        from archspec.outputs.text import si  # the formatting of the tables, kept in one place
+
         return (
             f"<Report {self.name}: {len(self.layers):,} layers, input "
             f"{short_shape(self.input_shape)}, {self.totals.params:,} params, "
-            f"{_si(self.totals.macs, 'MACs')}>"
+            f"{si(self.totals.macs)} MACs>"
         )
 
     def layer(self, name: str) -> LayerReport:
@@ -168,13 +170,6 @@ class Report:
 def short_shape(shape: Shape) -> str:
     """`(N, 64, 56, 56)`: a shape with its batch, without naming its layout."""
     return "(" + ", ".join([BATCH, *(str(dim) for dim in shape)]) + ")"
-
-
-def _si(count: int, unit: str) -> str:
-    for scale, prefix in ((10**12, "T"), (10**9, "G"), (10**6, "M"), (10**3, "K")):
-        if count >= scale:
-            return f"{count / scale:.2f} {prefix}{unit}"
-    return f"{count} {unit}"
 
 
 #: Names compared with a missing one, at most: difflib's cost grows with each.

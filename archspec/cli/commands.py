@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from archspec.cli.terminal import (
+    Stage,
     diagnostics_json,
     github_annotations,
     print_diagnostics,
@@ -46,7 +47,7 @@ def validate(args: argparse.Namespace) -> int:
     from archspec.analysis import analyze
 
     found: list[Diagnostic] = []
-    summaries = []
+    failed = False
     for spec in args.specs:
         try:
             report = analyze(load_spec(args, spec))
@@ -54,6 +55,7 @@ def validate(args: argparse.Namespace) -> int:
             raise
         except ArchspecError as error:
             found.extend(error.diagnostics)
+            failed = True
             if args.format == "text":
                 print_diagnostics(error.diagnostics)
             continue
@@ -63,7 +65,6 @@ def validate(args: argparse.Namespace) -> int:
             f"{spec}: ok ({len(report.layers)} layers, {totals.params:,} params, "
             f"{totals.macs:,} MACs)"
         )
-        summaries.append(summary)
         if args.format == "text":
             print_diagnostics(report.warnings)
             print(summary)
@@ -71,7 +72,6 @@ def validate(args: argparse.Namespace) -> int:
         print(diagnostics_json(found))
     elif args.format == "github":
         sys.stdout.write(github_annotations(found))
-    failed = any(diagnostic.severity == "error" for diagnostic in found)
     return EXIT_INVALID if failed else EXIT_OK
 
 
@@ -216,8 +216,8 @@ def compile_network(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _say(stage: object, message: str) -> None:
-    if callable(stage):
+def _say(stage: Stage | None, message: str) -> None:
+    if stage is not None:
         stage(message)
 
 

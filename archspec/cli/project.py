@@ -8,10 +8,13 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata, resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from archspec import __distribution__, __version__
 from archspec.errors import UsageError, shown
+
+if TYPE_CHECKING:
+    from archspec.frontend.source import SourceDocument
 
 EXIT_OK = 0
 #: What a starter spec's modeline names: the schema written beside it.
@@ -131,13 +134,14 @@ def init_spec(args: argparse.Namespace) -> int:
     output: Path = args.output or Path(f"{name}.yaml")
     if output.exists() and not args.force:
         raise UsageError(f"{str(output)!r} exists; --force replaces it")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    text = _starter_text(args.template)
-    text = _with_name(_with_modeline(text), name)
     from archspec import analyze
     from archspec.frontend.loader import load
 
-    report = analyze(load(text))  # what is written must load: a broken --from is refused here
+    template = _template(args.template)
+    analyze(load(template))  # a broken --from is refused here, its errors at its own lines
+    text = _with_name(_with_modeline(template.text), name)
+    report = analyze(load(text))  # and what is written loads, under its new name
+    output.parent.mkdir(parents=True, exist_ok=True)
     schema = output.parent / SCHEMA_FILE
     from archspec.frontend.schema import render_schema
 
@@ -153,13 +157,15 @@ def init_spec(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _starter_text(template: str | None) -> str:
-    if template is None:
-        return resources.files("archspec.cli").joinpath("starter.yaml").read_text("utf-8")
+def _template(template: str | None) -> SourceDocument:
+    """The spec a new one starts from: `--from`'s, or the packaged starter."""
     from archspec.cli.commands import spec_source
     from archspec.frontend.source import read_source
 
-    return read_source(spec_source(template)).text
+    if template is None:
+        starter = resources.files("archspec.cli").joinpath("starter.yaml")
+        return read_source(Path(str(starter)))
+    return read_source(spec_source(template))
 
 
 def _with_modeline(text: str) -> str:

@@ -58,11 +58,12 @@ def _property(text: str) -> str:
     return _data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-Report = Callable[[str], None]
+#: Says which stage the work is in: `stage("building the modules")`.
+Stage = Callable[[str], None]
 
 
 @contextmanager
-def progress(enabled: bool) -> Iterator[Report | None]:
+def progress(enabled: bool) -> Iterator[Stage | None]:
     """A one-line display of the current stage and the time spent, on standard error while the
     work runs, gone when it ends; `None` (nothing shown) when not enabled."""
     if not enabled:

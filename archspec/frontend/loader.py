@@ -59,12 +59,13 @@ class Spec:
 
 
 def load(
-    spec: str | Path,
+    spec: str | Path | SourceDocument,
     overrides: Mapping[str, Any] | None = None,
     freeze: Sequence[str] = (),
     variant: str | None = None,
 ) -> Spec:
-    """Read, validate and expand a spec given as a path or YAML text.
+    """Read, validate and expand a spec given as a path, `zoo:NAME`, `-` (standard input), YAML
+    text, or a document already read (`read_source`), whose positions its errors keep.
 
     `variant` chooses one of the spec's `variants:` (a named set of parameter values);
     `overrides` then replaces spec-level parameters (`{"num_classes": 10}`); `freeze` adds
@@ -72,10 +73,10 @@ def load(
     listing every problem found, each with its file, line and column.
     """
     # imports yaml: only once a spec is read
-    from archspec.frontend.source import SourceOrigins, read_source
+    from archspec.frontend.source import SourceDocument, SourceOrigins, read_source
 
     with paused_gc(), checked_lists():
-        source = read_source(spec)
+        source = spec if isinstance(spec, SourceDocument) else read_source(spec)
         document, schema_errors, broken = validate_document(source)
         if schema_errors:
             later = _errors_beside(document, source, overrides or {}, freeze, broken, variant)
