@@ -144,6 +144,17 @@ def test_init_refuses_to_overwrite_and_bad_names(capsys, tmp_path, monkeypatch):
     assert "does not start with a digit" in err
 
 
+@pytest.mark.parametrize(
+    ("where", "reason"),
+    [("/proc/nowhere/n.yaml", "cannot make folder '/proc/nowhere'"), ("{tmp}", "it is a folder")],
+)
+def test_init_where_nothing_can_be_written_is_an_error(capsys, tmp_path, where, reason):
+    code, out, err = run(capsys, "init", "n", "-o", where.format(tmp=tmp_path))
+    assert code == 2
+    assert out == ""
+    assert reason in err
+
+
 def test_init_from_a_broken_spec_writes_nothing(capsys, tmp_path):
     broken = tmp_path / "broken.yaml"
     broken.write_text("name: b\ninput: [3, 8, 8]\nlayers:\n  - {op: conv2d, kernel: 3}\n")

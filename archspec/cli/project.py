@@ -132,6 +132,10 @@ def init_spec(args: argparse.Namespace) -> int:
             f"got {shown(name)}"
         )
     output: Path = args.output or Path(f"{name}.yaml")
+    if output.parent.is_dir():
+        from archspec.files import check_writable
+
+        check_writable(output)  # a folder, a device, a read-only folder: refused before any work
     if output.exists() and not args.force:
         raise UsageError(f"{str(output)!r} exists; --force replaces it")
     from archspec import analyze
@@ -141,7 +145,7 @@ def init_spec(args: argparse.Namespace) -> int:
     analyze(load(template))  # a broken --from is refused here, its errors at its own lines
     text = _with_name(_with_modeline(template.text), name)
     report = analyze(load(text))  # and what is written loads, under its new name
-    output.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(output.parent)
     schema = output.parent / SCHEMA_FILE
     from archspec.frontend.schema import render_schema
 
@@ -155,6 +159,16 @@ def init_spec(args: argparse.Namespace) -> int:
         print(f"{schema}: the JSON Schema its modeline names, for editors")
     print(f"next: archspec analyze {output}")
     return EXIT_OK
+
+
+def _make_folder(folder: Path) -> None:
+    from archspec.files import OutputError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise OutputError(f"cannot make folder {str(folder)!r}: {reason}") from error
 
 
 def _template(template: str | None) -> SourceDocument:
