@@ -108,6 +108,30 @@ def test_stdin_errors_are_positioned(capsys, monkeypatch):
     assert err.startswith("<stdin>:4:5: error: layer '0': conv2d field 'out_channels'")
 
 
+@pytest.mark.parametrize(
+    ("redirect", "message"),
+    [
+        (
+            "<&-",
+            "archspec: error: cannot read spec from standard input: there is none (it is closed)",
+        ),
+        ("< /dev/null", "<stdin>:1:1: error: the spec is empty"),
+        ("< /dev/zero", "archspec: error: <stdin>: spec is larger than 8,000,000 bytes"),
+    ],
+    ids=["closed", "empty", "endless"],
+)
+def test_a_stdin_that_holds_no_spec_is_one_line(redirect, message):
+    child = subprocess.run(
+        ["bash", "-c", f"{shlex.quote(sys.executable)} -m archspec validate - {redirect}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (child.returncode, child.stdout) == (2, "")
+    assert child.stderr.splitlines() == [message]
+
+
 def test_a_spec_argument_is_always_a_file(capsys):
     code, _, err = run(capsys, "validate", "name: x")
     assert code == 2

@@ -114,7 +114,13 @@ def read_source(spec: str | Path) -> SourceDocument:
 
 
 def _read_stdin() -> bytes:
-    data = sys.stdin.buffer.read(MAX_SOURCE_BYTES + 1)
+    stream = getattr(sys.stdin, "buffer", None)  # None when the process has no stdin at all
+    if stream is None:
+        raise SpecError("cannot read spec from standard input: there is none (it is closed)")
+    try:
+        data: bytes = stream.read(MAX_SOURCE_BYTES + 1)
+    except OSError as error:
+        raise SpecError(f"cannot read spec from standard input: {error.strerror}") from error
     if len(data) > MAX_SOURCE_BYTES:
         raise SpecError(f"<stdin>: spec is larger than {MAX_SOURCE_BYTES:,} bytes")
     return data
