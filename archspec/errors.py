@@ -87,15 +87,17 @@ class UsageError(ArchspecError):
 MAX_SUGGESTION_CANDIDATES = 2000
 
 
-def suggest(name: str, candidates: Iterable[str]) -> str:
-    """Return ` (did you mean 'x'?)` for the closest candidate, or an empty string."""
+def suggest(name: str, candidates: Iterable[str], count: int = 1) -> str:
+    """Return ` (did you mean 'x'?)` for the closest candidate (` (did you mean 'x', 'y'?)` for
+    up to `count` of them, closest first), or an empty string."""
     import difflib  # only errors need it; kept off the start-up path of every command
 
     # a ratio 2M/(a+b) of 0.6 needs lengths within a factor of 7/3 of each other; and a bound on
     # the count, so that 200,000 names stay quick
     near = [text for text in candidates if 3 * len(text) <= 7 * len(name) <= 49 * len(text) / 3]
-    close = difflib.get_close_matches(name, near[:MAX_SUGGESTION_CANDIDATES], n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    close = difflib.get_close_matches(name, near[:MAX_SUGGESTION_CANDIDATES], n=count, cutoff=0.6)
+    quoted = ", ".join(f"'{match}'" for match in close)
+    return f" (did you mean {quoted}?)" if close else ""
 
 
 #: Characters of a user's value quoted in a message; a 1 MB string must not make a 1 MB message.

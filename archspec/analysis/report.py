@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from archspec.analysis.receptive_field import ReceptiveField
-from archspec.errors import Diagnostic
+from archspec.errors import Diagnostic, suggest
 from archspec.ops.base import Op, Rational, Shape
 from archspec.ops.layouts import layout_of
 
@@ -172,24 +172,20 @@ def short_shape(shape: Shape) -> str:
     return "(" + ", ".join([BATCH, *(str(dim) for dim in shape)]) + ")"
 
 
-#: Names compared with a missing one, at most: difflib's cost grows with each.
-SUGGESTION_CANDIDATES = 5000
+#: Nearest names a miss suggests.
+SUGGESTIONS = 3
 
 
 def _missing(report: Report, name: str) -> str:
     """Why `name` is not a layer: the group it names, or the nearest names."""
-    import difflib  # only a miss needs it
-
     inside = [layer.name for layer in report.layers if layer.name.startswith(name + ".")]
     if inside:
         return (
             f"{name!r} is a group of {len(inside):,} layers ({inside[0]} … {inside[-1]}), "
             "not a layer; report.fold(depth) sums groups"
         )
-    names = [layer.name for layer in report.layers][:SUGGESTION_CANDIDATES]
-    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
-    hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
-    return f"no layer {name!r} in {report.name}{hint}"
+    nearest = suggest(name, (layer.name for layer in report.layers), SUGGESTIONS)
+    return f"no layer {name!r} in {report.name}{nearest}"
 
 
 def _field_json(field: ReceptiveField | None) -> dict[str, object] | None:

@@ -46,13 +46,18 @@ def zoo_path(reference: str) -> Path:
             f"no spec {shown(name)} in the zoo{suggest(name, known)}; `archspec zoo` lists them: "
             + ", ".join(known)
         )
+    return _file(name)
+
+
+def _file(name: str) -> Path:
     return Path(str(resources.files(__name__).joinpath(f"{name}.yaml")))
 
 
 def entries() -> tuple[ZooEntry, ...]:
     """Every zoo spec with its title, read from the comment that opens it."""
+    # the folder is listed once: zoo_path would list it again for every name it checks
     return tuple(
-        ZooEntry(name, path := zoo_path(name), _title(path.read_text("utf-8"))) for name in names()
+        ZooEntry(name, path := _file(name), _title(path.read_text("utf-8"))) for name in names()
     )
 
 
